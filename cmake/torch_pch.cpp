@@ -1,0 +1,2 @@
+// Compiles the shared torch precompiled header (see cmake/dependencies.cmake).
+#include <ATen/ATen.h>

@@ -1,0 +1,58 @@
+#include "cli/app.h"
+
+#include <filesystem>
+#include <stdexcept>
+
+#include <spdlog/spdlog.h>
+
+#include "nodes/all.h"
+
+namespace comfy {
+
+namespace fs = std::filesystem;
+
+void DirectoryArgs::add_to(CLI::App& app) {
+  app.add_option("--base-directory", base_directory,
+                 "Base directory for models, custom_nodes, input, output, temp and user (default: the current directory).");
+  app.add_option("--input-directory", input_directory, "Set the ComfyUI input directory.");
+  app.add_option("--output-directory", output_directory, "Set the ComfyUI output directory.");
+  app.add_option("--temp-directory", temp_directory, "Set the ComfyUI temp directory (its temp/ subfolder is used).");
+  app.add_option("--user-directory", user_directory, "Set the ComfyUI user directory.");
+  app.add_option("--extra-model-paths-config", extra_model_paths_config,
+                 "Load one or more extra_model_paths.yaml files.")
+      ->take_all();
+  app.add_flag("--verbose", verbose, "Log debug messages.");
+}
+
+AppState::AppState(const DirectoryArgs& args) {
+  fs::path base = args.base_directory.empty() ? fs::current_path() : fs::path(args.base_directory);
+  std::error_code mk;
+  fs::create_directories(base, mk);
+  if (!fs::is_directory(base)) throw std::runtime_error("cannot use base directory " + base.string() + ": " + mk.message());
+  folders = std::make_unique<FolderPaths>(fs::absolute(base));
+  fs::path default_yaml = folders->base_directory() / "extra_model_paths.yaml";
+  if (fs::exists(default_yaml)) folders->load_extra_model_paths(default_yaml);
+  for (auto& p : args.extra_model_paths_config) folders->load_extra_model_paths(p);
+  if (!args.output_directory.empty()) folders->set_output_directory(fs::absolute(args.output_directory));
+  folders->add_output_model_folders();
+  if (!args.input_directory.empty()) folders->set_input_directory(fs::absolute(args.input_directory));
+  if (!args.temp_directory.empty()) folders->set_temp_directory(fs::absolute(args.temp_directory));
+  if (!args.user_directory.empty()) {
+    if (!fs::is_directory(args.user_directory))
+      throw std::runtime_error("user directory does not exist: " + args.user_directory);
+    folders->set_user_directory(fs::absolute(args.user_directory));
+  }
+  // ComfyUI empties temp at start-up; the other folders are created when missing.
+  std::error_code ec;
+  fs::remove_all(folders->temp_directory(), ec);
+  for (auto& dir : {folders->input_directory(), folders->output_directory(), folders->temp_directory(),
+                    folders->user_directory()}) {
+    fs::create_directories(dir, ec);
+    if (ec) throw std::runtime_error("cannot create directory " + dir.string() + ": " + ec.message());
+  }
+  services.folders = folders.get();
+  services.list_folder = [f = folders.get()](const std::string& name) { return f->get_filename_list(name); };
+  register_all_nodes(registry);
+}
+
+}  // namespace comfy

@@ -1,0 +1,26 @@
+// What the application hands to nodes, validators and combo listings: the long-lived objects
+// it owns (folders, model cache, settings). Nothing here is global, so a test builds its own.
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace comfy {
+
+class FolderPaths;
+class ModelCache;
+
+struct ServiceOptions {
+  bool disable_metadata = false;  // --disable-metadata: SaveImage writes no prompt/workflow chunks
+};
+
+struct Services {
+  FolderPaths* folders = nullptr;
+  ModelCache* models = nullptr;
+  ServiceOptions options;
+  // The files of a model folder, for combo inputs (FolderPaths::get_filename_list); a function so
+  // the graph room needs nothing from the models room.
+  std::function<std::vector<std::string>(const std::string& folder)> list_folder;
+};
+
+}  // namespace comfy
