@@ -52,6 +52,9 @@ AppState::AppState(const DirectoryArgs& args) {
   }
   services.folders = folders.get();
   services.list_folder = [f = folders.get()](const std::string& name) { return f->get_filename_list(name); };
+  services.model_fingerprint = [f = folders.get()](const std::string& folder, const std::string& name) {
+    return f->file_fingerprint(folder, name);
+  };
   register_all_nodes(registry);
 }
 

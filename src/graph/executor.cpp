@@ -106,7 +106,18 @@ std::map<std::string, json> Executor::Run::fingerprints() {
       continue;
     }
     const NodeDef* def = ex_.registry_.find(node.value("class_type", ""));
-    if (!def || !def->is_changed) continue;
+    if (!def) continue;
+    if (!def->is_changed) {
+      // Inputs that name model files: the files' identity, so a replaced file is re-read.
+      json files = json::array();
+      for (auto* specs : {&def->required, &def->optional})
+        for (auto& spec : *specs)
+          if (!spec.folder.empty() && spec.folder != "input" && node["inputs"].contains(spec.name) &&
+              node["inputs"][spec.name].is_string() && ex_.services_.model_fingerprint)
+            files.push_back(ex_.services_.model_fingerprint(spec.folder, node["inputs"][spec.name].get<std::string>()));
+      if (!files.empty()) out[id] = files;
+      continue;
+    }
     NodeInputs constants;
     for (auto& [name, value] : node["inputs"].items())
       if (def->find_input(name)) constants.values[name] = {is_link(value) ? Value() : Value(value)};

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "core/json.h"
+
 namespace comfy {
 
 class FolderPaths;
@@ -21,6 +23,10 @@ struct Services {
   // The files of a model folder, for combo inputs (FolderPaths::get_filename_list); a function so
   // the graph room needs nothing from the models room.
   std::function<std::vector<std::string>(const std::string& folder)> list_folder;
+  // A model file's identity for the outputs cache: [path, size, mtime] of the file a combo value
+  // names, or null when it does not exist. Nodes whose inputs name model files re-run when the
+  // file behind a name changes, without hashing gigabytes.
+  std::function<json(const std::string& folder, const std::string& name)> model_fingerprint;
 };
 
 }  // namespace comfy

@@ -796,3 +796,18 @@ FolderPaths::SavePath FolderPaths::get_save_image_path(const std::string& filena
 }
 
 }  // namespace comfy
+
+namespace comfy {
+
+nlohmann::ordered_json FolderPaths::file_fingerprint(const std::string& folder_name, const std::string& filename) const {
+  auto full = get_full_path(folder_name, filename);
+  if (!full) return nullptr;
+  std::error_code ec;
+  auto size = std::filesystem::file_size(*full, ec);
+  if (ec) return nullptr;
+  auto mtime = std::filesystem::last_write_time(*full, ec);
+  if (ec) return nullptr;
+  return nlohmann::ordered_json::array({full->string(), size, static_cast<int64_t>(mtime.time_since_epoch().count())});
+}
+
+}  // namespace comfy

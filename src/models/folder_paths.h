@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "core/json.h"
+
 namespace comfy {
 
 class FolderPaths {
@@ -54,6 +56,10 @@ class FolderPaths {
   std::optional<path> get_full_path(const std::string& folder_name, const std::string& filename) const;
   // Throws ComfyError("FileNotFoundError", "Model in folder '<f>' with filename '<n>' not found.").
   path get_full_path_or_raise(const std::string& folder_name, const std::string& filename) const;
+
+  // The identity of the file `filename` of a folder, for the outputs cache: [path, size, mtime]
+  // (nanoseconds), or null when there is no such file.
+  nlohmann::ordered_json file_fingerprint(const std::string& folder_name, const std::string& filename) const;
 
   // "name.png [output]" -> (name.png, "output"); no or unknown annotation -> (name, nullopt).
   static std::pair<std::string, std::optional<std::string>> split_annotation(const std::string& name);

@@ -1,9 +1,14 @@
 // Engine behaviours, each on a small graph of test-only nodes (see testing_nodes/).
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "engine/harness.h"
+#include "models/folder_paths.h"
 
 namespace comfy::testing {
 namespace {
@@ -123,6 +128,25 @@ TEST(Executor, IsChangedKeyInPromptOverridesFingerprint) {
   p["3"]["is_changed"] = "v2";
   e.run(p);
   EXPECT_EQ(counter().get("TestAdd"), 2);
+}
+
+TEST(Executor, ModelFileChangeInvalidatesTheCache) {
+  namespace fs = std::filesystem;
+  fs::path base = fs::temp_directory_path() / ("comfy_exec_model_" + std::to_string(::getpid()));
+  fs::create_directories(base / "models" / "checkpoints");
+  std::ofstream(base / "models" / "checkpoints" / "a.safetensors") << "one";
+  FolderPaths folders(base);
+  Engine e;
+  e.services.list_folder = [&](const std::string& f) { return folders.get_filename_list(f); };
+  e.services.model_fingerprint = [&](const std::string& f, const std::string& n) { return folders.file_fingerprint(f, n); };
+  json p{{"1", node("TestModelLoader", {{"ckpt_name", "a.safetensors"}})}, {"2", node("TestOutput", {{"value", link("1")}})}};
+  e.run(p);
+  e.run(p);
+  EXPECT_EQ(counter().get("TestModelLoader"), 1);
+  std::ofstream(base / "models" / "checkpoints" / "a.safetensors") << "a longer content";
+  e.run(p);
+  EXPECT_EQ(counter().get("TestModelLoader"), 2);
+  fs::remove_all(base);
 }
 
 TEST(Executor, LazyInputOnlyEvaluatesTheNeededBranch) {

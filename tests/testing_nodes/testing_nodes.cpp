@@ -184,9 +184,21 @@ NodeDef TestChanged() {
       });
 }
 
+// TestModelLoader: names a file of models/checkpoints, as loaders do.
+NodeDef TestModelLoader() {
+  return test_node("TestModelLoader")
+      .model_combo("ckpt_name", "checkpoints")
+      .output("INT")
+      .run([](ExecutionContext&, const NodeInputs& in) {
+        counter().hit("TestModelLoader");
+        return NodeOutput({Value(json(static_cast<int64_t>(in.get_string("ckpt_name").size())))});
+      });
+}
+
 }  // namespace
 
 void register_testing_nodes(Registry& r) {
+  r.add(TestModelLoader());
   r.add(TestInt());
   r.add(TestAdd());
   r.add(TestOutput());
