@@ -21,9 +21,9 @@ build: configure
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 
-# Until the server lands, `make run` runs the sample workflow over the repo's own base directory.
+# `make run` serves ComfyUI's API over the repo's own base directory (HOST=0.0.0.0 PORT=8188 to change).
 run: build
-	$(BUILD_DIR)/comfycpp run workflows/sample_image.json --base-directory .
+	$(BUILD_DIR)/comfycpp serve --base-directory . --listen $(HOST) --port $(PORT)
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -11,9 +11,15 @@ find_package(OpenSSL REQUIRED)
 find_package(GTest REQUIRED)
 find_package(Torch REQUIRED)
 
-# Torch's headers are the costliest part of the build: every target that uses tensors shares one
-# precompiled header (torch_pch), and only those targets include torch at all.
+# Torch's headers are the costliest part of the build: the precompiled header is built once, in
+# torch_pch, and every target that compiles tensor code reuses it (comfy_use_torch_pch) instead
+# of building its own 300 MB copy. Linking torch_pch gives torch's include paths and libraries.
 add_library(torch_pch STATIC ${CMAKE_SOURCE_DIR}/cmake/torch_pch.cpp)
 target_link_libraries(torch_pch PUBLIC ${TORCH_LIBRARIES})
 target_include_directories(torch_pch PUBLIC ${TORCH_INCLUDE_DIRS})
-target_precompile_headers(torch_pch PUBLIC <ATen/ATen.h> <c10/core/InferenceMode.h>)
+target_precompile_headers(torch_pch PRIVATE <ATen/ATen.h> <c10/core/InferenceMode.h>)
+
+function(comfy_use_torch_pch target)
+  target_link_libraries(${target} PUBLIC torch_pch)
+  target_precompile_headers(${target} REUSE_FROM torch_pch)
+endfunction()

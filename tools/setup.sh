@@ -8,7 +8,7 @@ packages=(
   libboost-dev libboost-system-dev
   nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev
   libpng-dev libjpeg-dev libwebp-dev
-  libssl-dev libcurl4-openssl-dev libsqlite3-dev libpcre2-dev libsentencepiece-dev
+  libssl-dev libcurl4-openssl-dev libsqlite3-dev libpcre2-dev libicu-dev libsentencepiece-dev
   libgtest-dev
 )
 missing=()

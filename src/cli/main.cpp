@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cli/app.h"
+#include "cli/serve.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"comfycpp: ComfyUI workflows, natively"};
@@ -21,6 +22,10 @@ int main(int argc, char** argv) {
   run->add_flag("--json", json_output, "Print the result (or ComfyUI's error JSON) as JSON on stdout.");
   run_dirs.add_to(*run);
 
+  comfy::ServeArgs serve_args;
+  CLI::App* serve = app.add_subcommand("serve", "Serve ComfyUI's HTTP and WebSocket API.");
+  serve_args.add_to(*serve);
+
   CLI11_PARSE(app, argc, argv);
   spdlog::set_default_logger(spdlog::stderr_logger_mt("comfycpp"));
   spdlog::set_pattern("%v");
@@ -28,6 +33,12 @@ int main(int argc, char** argv) {
   if (run->parsed()) {
     spdlog::set_level(run_dirs.verbose ? spdlog::level::debug : (json_output ? spdlog::level::err : spdlog::level::info));
     return comfy::run_command(run_dirs, workflow, sets, json_output);
+  }
+  if (serve->parsed()) {
+    if (serve_args.log_stdout) spdlog::set_default_logger(spdlog::stdout_logger_mt("comfycpp-stdout"));
+    spdlog::set_pattern("%v");
+    spdlog::set_level(serve_args.dirs.verbose ? spdlog::level::debug : spdlog::level::info);
+    return comfy::serve_command(serve_args, argc, argv);
   }
   return 0;
 }

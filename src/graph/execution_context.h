@@ -3,6 +3,7 @@
 #pragma once
 #include <atomic>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "core/json.h"
@@ -15,9 +16,10 @@ class ExecutionContext {
   using ProgressFn = std::function<void(double value, double total)>;
 
   ExecutionContext(const Services& services, std::string prompt_id, std::string node_id,
-                   const std::atomic<bool>* interrupt, ProgressFn progress)
+                   const std::atomic<bool>* interrupt, ProgressFn progress,
+                   std::shared_ptr<void>* node_state = nullptr)
       : services_(services), prompt_id_(std::move(prompt_id)), node_id_(std::move(node_id)),
-        interrupt_(interrupt), progress_(std::move(progress)) {}
+        interrupt_(interrupt), progress_(std::move(progress)), node_state_(node_state) {}
 
   const Services& services() const { return services_; }
   const std::string& prompt_id() const { return prompt_id_; }
@@ -28,11 +30,23 @@ class ExecutionContext {
   // Reports progress (and checks for an interrupt first, as ComfyUI's progress hook does).
   void progress(double value, double total) const;
 
+  // State kept for this node id and class across prompts: ComfyUI's objects cache, where a node
+  // instance lives as long as the same id keeps the same class (PreviewImage's random file
+  // prefix, a loader's last file). Dropped when the id leaves the prompt or the caches are reset.
+  template <class T>
+  T& node_state() {
+    static thread_local std::shared_ptr<void> scratch;  // contexts built without a store
+    std::shared_ptr<void>& slot = node_state_ ? *node_state_ : scratch;
+    if (!slot) slot = std::make_shared<T>();
+    return *static_cast<T*>(slot.get());
+  }
+
  private:
   const Services& services_;
   std::string prompt_id_, node_id_;
   const std::atomic<bool>* interrupt_;
   ProgressFn progress_;
+  std::shared_ptr<void>* node_state_;
 };
 
 }  // namespace comfy

@@ -87,7 +87,7 @@ class Executor::Run {
   void handle_failure(const NodeFailure& f);
 
   Executor& ex_;
-  const json& prompt_;
+  json prompt_;  // a copy: change fingerprints are written into it, as ComfyUI does
   std::string prompt_id_;
   const json& extra_data_;
   std::string client_;
@@ -101,14 +101,11 @@ class Executor::Run {
 std::map<std::string, json> Executor::Run::fingerprints() {
   std::map<std::string, json> out;
   for (auto& [id, node] : prompt_.items()) {
-    if (node.contains("is_changed")) {
-      out[id] = node["is_changed"];
-      continue;
-    }
     const NodeDef* def = ex_.registry_.find(node.value("class_type", ""));
     if (!def) continue;
     if (!def->is_changed) {
-      // Inputs that name model files: the files' identity, so a replaced file is re-read.
+      // Our addition: inputs that name model files fingerprint the files (path, size, mtime),
+      // so a replaced file is read again. Kept out of the prompt, which stays ComfyUI's.
       json files = json::array();
       for (auto* specs : {&def->required, &def->optional})
         for (auto& spec : *specs)
@@ -118,14 +115,21 @@ std::map<std::string, json> Executor::Run::fingerprints() {
       if (!files.empty()) out[id] = files;
       continue;
     }
-    NodeInputs constants;
-    for (auto& [name, value] : node["inputs"].items())
-      if (def->find_input(name)) constants.values[name] = {is_link(value) ? Value() : Value(value)};
-    try {
-      out[id] = json::array({def->is_changed(ex_.services_, constants)});
-    } catch (const std::exception& e) {
-      out[id] = NAN;  // ComfyUI: an exception means "always changed"
+    // ComfyUI's IsChangedCache: a node's own "is_changed" key wins; otherwise IS_CHANGED runs on
+    // the constant inputs and its result is written into the prompt (so PROMPT, saved images
+    // and history show it).
+    if (!node.contains("is_changed")) {
+      NodeInputs constants;
+      for (auto& [name, value] : node["inputs"].items())
+        if (def->find_input(name)) constants.values[name] = {is_link(value) ? Value() : Value(value)};
+      try {
+        node["is_changed"] = json::array({def->is_changed(ex_.services_, constants)});
+      } catch (const std::exception& e) {
+        spdlog::warn("WARNING: {}", e.what());
+        node["is_changed"] = NAN;  // an exception means "always changed"
+      }
     }
+    out[id] = node["is_changed"];
   }
   return out;
 }
@@ -230,10 +234,15 @@ NodeState Executor::Run::execute_node(const std::string& id, ExecutionList& list
     std::set<std::string> missing;
     inputs = gather_inputs(id, def, missing);
     send_to_client("executing", json{{"node", id}, {"display_node", id}, {"prompt_id", prompt_id_}});
-    ExecutionContext ctx(ex_.services_, prompt_id_, id, &ex_.interrupt_, [&](double value, double total) {
-      progress_state(id, value, total, "running");
-      send("progress", json{{"value", value}, {"max", total}, {"prompt_id", prompt_id_}, {"node", id}});
-    });
+    std::shared_ptr<void>* state =
+        ex_.policy_ == CachePolicy::none ? nullptr : &ex_.node_states_[{id, class_type}];
+    ExecutionContext ctx(
+        ex_.services_, prompt_id_, id, &ex_.interrupt_,
+        [&](double value, double total) {
+          progress_state(id, value, total, "running");
+          send("progress", json{{"value", value}, {"max", total}, {"prompt_id", prompt_id_}, {"node", id}});
+        },
+        state);
 
     if (def.check_lazy_status) {
       std::vector<std::vector<std::string>> wanted;
@@ -350,6 +359,12 @@ ExecutionResult Executor::Run::run(const std::vector<std::string>& outputs) {
 
   std::vector<std::string> ids;
   for (auto& [id, node] : prompt_.items()) ids.push_back(id);
+  // Node states live while the same id keeps the same class in the prompt.
+  for (auto it = ex_.node_states_.begin(); it != ex_.node_states_.end();) {
+    const auto& [nid, cls] = it->first;
+    bool kept = prompt_.contains(nid) && prompt_[nid].value("class_type", "") == cls;
+    it = kept ? std::next(it) : ex_.node_states_.erase(it);
+  }
   ex_.cache_.set_prompt(std::make_shared<CacheKeys>(ex_.registry_, prompt_, fingerprints()), ids);
   for (auto& id : ids)
     if (ex_.cache_.get(id)) cached_at_start_.push_back(id);
@@ -385,12 +400,13 @@ ExecutionResult Executor::Run::run(const std::vector<std::string>& outputs) {
   }
   if (!failed) add_message("execution_success", json{{"prompt_id", prompt_id_}}, false);
   result_.success = !failed;
+  result_.prompt = prompt_;
   return result_;
 }
 
 Executor::Executor(const Registry& registry, const Services& services, EventSink* sink, CachePolicy policy,
                    size_t lru_size)
-    : registry_(registry), services_(services), sink_(sink), cache_(policy, lru_size) {}
+    : registry_(registry), services_(services), sink_(sink), cache_(policy, lru_size), policy_(policy) {}
 
 ExecutionResult Executor::execute(const json& prompt, const std::string& prompt_id, const json& extra_data,
                                   const std::vector<std::string>& outputs) {
@@ -398,6 +414,9 @@ ExecutionResult Executor::execute(const json& prompt, const std::string& prompt_
   return run.run(outputs);
 }
 
-void Executor::reset() { cache_.clear(); }
+void Executor::reset() {
+  cache_.clear();
+  node_states_.clear();
+}
 
 }  // namespace comfy

@@ -4,6 +4,7 @@
 // It knows no transport: everything it has to say goes to an EventSink.
 #pragma once
 #include <atomic>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,6 +23,7 @@ struct ExecutionResult {
   json meta = json::object();     // {node_id: {node_id, display_node, parent_node, real_node_id}}
   json messages = json::array();  // [[event, data], ...] for the history status
   json error;                     // the execution_error / execution_interrupted data, if any
+  json prompt;                    // the prompt as executed (with ComfyUI's is_changed entries)
 };
 
 class Executor {
@@ -45,6 +47,9 @@ class Executor {
   const Services& services_;
   EventSink* sink_;
   OutputCache cache_;
+  // ComfyUI's objects cache: per (node id, class_type), the state a node keeps between prompts.
+  std::map<std::pair<std::string, std::string>, std::shared_ptr<void>> node_states_;
+  CachePolicy policy_;
   std::atomic<bool> interrupt_{false};
 };
 

@@ -75,6 +75,8 @@ void PromptQueue::task_done(int task_id, const ExecutionResult& result) {
     if (it == running_.end()) return;
     QueueItem item = std::move(it->second);
     running_.erase(it);
+    // History shows the prompt as it ran (ComfyUI's executor writes is_changed into it).
+    if (result.prompt.is_object()) item.prompt = result.prompt;
     if (history_.size() > kMaximumHistorySize) {
       store_.delete_history(history_.front().first);
       history_.erase(history_.begin());

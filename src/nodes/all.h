@@ -5,8 +5,14 @@
 
 namespace comfy {
 
+void register_image(Registry& r);
+void register_post_processing(Registry& r);
+void register_mask(Registry& r);
 void register_primitive(Registry& r);
+void register_images(Registry& r);
 void register_preview_any(Registry& r);
+void register_string(Registry& r);
+void register_logic(Registry& r);
 
 void register_all_nodes(Registry& r);
 

@@ -121,13 +121,31 @@ TEST(Executor, ChangedFingerprintReruns) {
 
 TEST(Executor, IsChangedKeyInPromptOverridesFingerprint) {
   Engine e;
-  json p = add_chain(2, 3);
-  p["3"]["is_changed"] = "v1";
+  json p{{"1", node("TestChanged", {{"value", 1}, {"fingerprint", "nan"}})},
+         {"2", node("TestOutput", {{"value", link("1")}})}};
+  p["1"]["is_changed"] = "v1";
   e.run(p);
   e.run(p);
-  p["3"]["is_changed"] = "v2";
+  EXPECT_EQ(counter().get("TestChanged"), 1);
+  p["1"]["is_changed"] = "v2";
   e.run(p);
-  EXPECT_EQ(counter().get("TestAdd"), 2);
+  EXPECT_EQ(counter().get("TestChanged"), 2);
+  // Only nodes with a fingerprint function read the key (ComfyUI's IsChangedCache).
+  json q = add_chain(2, 3);
+  q["3"]["is_changed"] = "v1";
+  e.run(q);
+  q["3"]["is_changed"] = "v2";
+  e.run(q);
+  EXPECT_EQ(counter().get("TestAdd"), 1);
+}
+
+TEST(Executor, FingerprintIsWrittenIntoThePromptAsRun) {
+  Engine e;
+  json p{{"1", node("TestChanged", {{"value", 1}, {"fingerprint", "abc"}})},
+         {"2", node("TestOutput", {{"value", link("1")}})}};
+  ExecutionResult r = e.run(p);
+  EXPECT_EQ(r.prompt["1"]["is_changed"], json::parse(R"J(["abc"])J"));
+  EXPECT_FALSE(r.prompt["2"].contains("is_changed"));
 }
 
 TEST(Executor, ModelFileChangeInvalidatesTheCache) {
@@ -147,6 +165,19 @@ TEST(Executor, ModelFileChangeInvalidatesTheCache) {
   e.run(p);
   EXPECT_EQ(counter().get("TestModelLoader"), 2);
   fs::remove_all(base);
+}
+
+TEST(Executor, NodeStateLivesWhileTheIdKeepsItsClass) {
+  Engine e;
+  auto prompt = [](int v) {
+    return json{{"1", node("TestStateful", {{"value", v}})}, {"2", node("TestOutput", {{"value", link("1")}})}};
+  };
+  EXPECT_EQ(e.run(prompt(1)).outputs["2"]["values"][0], 1);
+  EXPECT_EQ(e.run(prompt(2)).outputs["2"]["values"][0], 2);  // same id, same class: same state
+  e.run(add_chain(1, 1));                                     // id 1 is now a TestInt: state dropped
+  EXPECT_EQ(e.run(prompt(3)).outputs["2"]["values"][0], 1);
+  e.executor.reset();
+  EXPECT_EQ(e.run(prompt(4)).outputs["2"]["values"][0], 1);
 }
 
 TEST(Executor, LazyInputOnlyEvaluatesTheNeededBranch) {

@@ -8,6 +8,7 @@
 
 #include "engine/harness.h"
 #include "engine/object_info_defs.h"
+#include "models/folder_paths.h"
 #include "nodes/all.h"
 
 namespace comfy::testing {
@@ -58,7 +59,12 @@ TEST_P(ValidationParity, MatchesComfyUI) {
         kCustomValidated.count(n["class_type"].get<std::string>()) && !ours.find(n["class_type"].get<std::string>()))
       GTEST_SKIP() << n["class_type"].get<std::string>() << " is not built yet";
 
+  // Loaders check their files (LoadImage: "Invalid image file: ..."); the oracle's input images
+  // are kept in tests/fixtures/images/inputs.
+  FolderPaths folders(std::filesystem::temp_directory_path());
+  folders.set_input_directory(COMFY_TEST_DATA "/images/inputs");
   Services s;
+  s.folders = &folders;
   std::optional<std::vector<std::string>> targets;
   if (rec["request"].contains("partial_execution_targets"))
     targets = rec["request"]["partial_execution_targets"].get<std::vector<std::string>>();

@@ -195,9 +195,23 @@ NodeDef TestModelLoader() {
       });
 }
 
+// TestStateful: counts its own calls in its node state (ComfyUI's objects cache).
+NodeDef TestStateful() {
+  return test_node("TestStateful")
+      .input("value", "INT")
+      .output("INT")
+      .not_idempotent()
+      .run([](ExecutionContext& ctx, const NodeInputs& in) {
+        int& calls = ctx.node_state<int>();
+        ++calls;
+        return NodeOutput({Value(json(calls))});
+      });
+}
+
 }  // namespace
 
 void register_testing_nodes(Registry& r) {
+  r.add(TestStateful());
   r.add(TestModelLoader());
   r.add(TestInt());
   r.add(TestAdd());

@@ -1,0 +1,358 @@
+#include "server/http.h"
+
+#include <algorithm>
+#include <cctype>
+#include <thread>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+#include <spdlog/spdlog.h>
+
+#include "server/pyjson.h"
+#include "server/ws_transport.h"
+
+namespace comfy::server {
+
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+// ---- Request / Response -------------------------------------------------------------------
+
+const std::string* Request::header(const std::string& lower_name) const {
+  for (auto& [k, v] : headers)
+    if (k == lower_name) return &v;
+  return nullptr;
+}
+
+bool Request::has_query(const std::string& key) const {
+  return std::any_of(query.begin(), query.end(), [&](auto& kv) { return kv.first == key; });
+}
+
+std::optional<std::string> Request::query_value(const std::string& key) const {
+  for (auto& [k, v] : query)
+    if (k == key) return v;
+  return std::nullopt;
+}
+
+std::string Request::param(const std::string& name) const {
+  for (auto& [k, v] : params)
+    if (k == name) return v;
+  return {};
+}
+
+Response Response::json_body(const json& value, int status) {
+  Response r;
+  r.status = status;
+  r.content_type = "application/json; charset=utf-8";
+  r.body = py_dumps(value);
+  return r;
+}
+
+Response Response::text(std::string body, int status, std::string content_type) {
+  Response r;
+  r.status = status;
+  r.content_type = std::move(content_type);
+  r.body = std::move(body);
+  return r;
+}
+
+Response Response::empty(int status) {
+  Response r;
+  r.status = status;
+  r.content_type = "application/octet-stream";
+  return r;
+}
+
+Response Response::bytes(std::string body, std::string content_type) {
+  Response r;
+  r.content_type = std::move(content_type);
+  r.body = std::move(body);
+  return r;
+}
+
+Response Response::upgrade(std::string sid) {
+  Response r;
+  r.status = 101;
+  r.websocket = true;
+  r.websocket_sid = std::move(sid);
+  return r;
+}
+
+void Response::set_header(const std::string& name, const std::string& value) {
+  for (auto& [k, v] : headers)
+    if (beast::iequals(k, name)) {
+      v = value;
+      return;
+    }
+  headers.emplace_back(name, value);
+}
+
+bool Response::has_header(const std::string& name) const {
+  return std::any_of(headers.begin(), headers.end(), [&](auto& kv) { return beast::iequals(kv.first, name); });
+}
+
+Response not_found() { return Response::text("404: Not Found", 404); }
+
+Response method_not_allowed(const std::vector<std::string>& allowed) {
+  Response r = Response::text("405: Method Not Allowed", 405);
+  std::string allow;
+  for (auto& m : allowed) allow += (allow.empty() ? "" : ",") + m;
+  r.set_header("Allow", allow);
+  return r;
+}
+
+Response internal_error() {
+  return Response::text("500 Internal Server Error\n\nServer got itself in trouble", 500);
+}
+
+std::string percent_decode(const std::string& s, bool plus_as_space) {
+  std::string out;
+  out.reserve(s.size());
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1]) >= 0 && hex(s[i + 2]) >= 0) {
+      out += static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2]));
+      i += 2;
+    } else if (plus_as_space && s[i] == '+') {
+      out += ' ';
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+namespace {
+
+void parse_target(Request& r) {
+  auto q = r.target.find('?');
+  r.raw_path = r.target.substr(0, q);
+  if (q == std::string::npos) return;
+  std::string qs = r.target.substr(q + 1);
+  size_t start = 0;
+  while (start <= qs.size()) {
+    size_t amp = qs.find('&', start);
+    std::string part = qs.substr(start, amp == std::string::npos ? std::string::npos : amp - start);
+    if (!part.empty()) {
+      auto eq = part.find('=');
+      std::string k = part.substr(0, eq), v = eq == std::string::npos ? "" : part.substr(eq + 1);
+      r.query.emplace_back(percent_decode(k, true), percent_decode(v, true));
+    }
+    if (amp == std::string::npos) break;
+    start = amp + 1;
+  }
+}
+
+// ---- one HTTP connection ----------------------------------------------------------------------
+
+class HttpSession : public std::enable_shared_from_this<HttpSession> {
+ public:
+  HttpSession(tcp::socket socket, const HttpServer::Handler& handler, WsHub& hub, uint64_t body_limit)
+      : stream_(std::move(socket)), handler_(handler), hub_(hub), body_limit_(body_limit) {}
+
+  void run() {
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read(); });
+  }
+
+ private:
+  void read() {
+    parser_.emplace();
+    parser_->body_limit(body_limit_);
+    parser_->header_limit(64 * 1024);
+    stream_.expires_after(std::chrono::seconds(300));
+    bhttp::async_read(stream_, buffer_, *parser_,
+                      [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
+  }
+
+  void on_read(beast::error_code ec) {
+    if (ec == bhttp::error::end_of_stream || ec == net::error::operation_aborted || ec == beast::error::timeout ||
+        ec == net::error::connection_reset || ec == net::error::eof) {
+      return close();
+    }
+    if (ec == bhttp::error::body_limit) {
+      uint64_t actual = parser_->content_length().value_or(0);
+      Response r = Response::text("Maximum request body size " + std::to_string(body_limit_) +
+                                      " exceeded, actual body size " + std::to_string(actual),
+                                  413);
+      return write(std::move(r), false, 11);
+    }
+    if (ec) {
+      // A request Beast cannot parse: aiohttp answers 400 and closes.
+      Response r = Response::text("400: Bad Request", 400);
+      return write(std::move(r), false, 11);
+    }
+    auto& msg = parser_->get();
+    Request req;
+    req.method = std::string(msg.method_string());
+    req.target = std::string(msg.target());
+    parse_target(req);
+    for (auto& field : msg) {
+      std::string name(field.name_string());
+      std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+      req.headers.emplace_back(std::move(name), std::string(field.value()));
+    }
+    req.body = msg.body();
+    beast::error_code ignored;
+    auto ep = stream_.socket().remote_endpoint(ignored);
+    if (!ignored) req.remote = ep.address().to_string();
+    req.is_upgrade = beast::websocket::is_upgrade(msg);
+
+    Response res;
+    try {
+      res = handler_(req);
+    } catch (const std::exception& e) {
+      spdlog::error("Error handling request {} {}: {}", req.method, req.target, e.what());
+      res = internal_error();
+    }
+    if (res.websocket) {
+      if (!req.is_upgrade) {
+        res = Response::text("400: Bad Request\n\nNo WebSocket UPGRADE hdr", 400);
+      } else {
+        stream_.expires_never();
+        accept_websocket(hub_, std::move(stream_), parser_->release(), res.websocket_sid);
+        return;
+      }
+    }
+    write(std::move(res), msg.keep_alive(), msg.version());
+  }
+
+  void write(Response res, bool keep_alive, unsigned version) {
+    auto out = std::make_shared<bhttp::response<bhttp::string_body>>();
+    out->version(version);
+    out->result(static_cast<unsigned>(res.status));
+    out->set(bhttp::field::server, "comfycpp");
+    if (!res.content_type.empty()) out->set(bhttp::field::content_type, res.content_type);
+    for (auto& [k, v] : res.headers) out->set(k, v);
+    out->body() = std::move(res.body);
+    out->keep_alive(keep_alive);
+    out->prepare_payload();
+    stream_.expires_after(std::chrono::seconds(300));
+    bhttp::async_write(stream_, *out, [self = shared_from_this(), out](beast::error_code ec, size_t) {
+      if (ec || !out->keep_alive()) return self->close();
+      self->read();
+    });
+  }
+
+  void close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.socket().close(ec);
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  const HttpServer::Handler& handler_;
+  WsHub& hub_;
+  uint64_t body_limit_;
+};
+
+// ---- listener -----------------------------------------------------------------------------
+
+class Listener : public std::enable_shared_from_this<Listener> {
+ public:
+  Listener(net::io_context& ioc, tcp::endpoint ep, const HttpServer::Handler& handler, WsHub& hub, uint64_t limit)
+      : ioc_(ioc), acceptor_(net::make_strand(ioc)), handler_(handler), hub_(hub), limit_(limit) {
+    beast::error_code ec;
+    acceptor_.open(ep.protocol(), ec);
+    if (!ec) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec && ep.address().is_v6()) acceptor_.set_option(net::ip::v6_only(true), ec);
+    if (!ec) acceptor_.bind(ep, ec);
+    if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
+    if (ec) throw std::runtime_error("cannot listen on " + ep.address().to_string() + ":" + std::to_string(ep.port()) +
+                                     ": " + ec.message());
+  }
+  uint16_t port() const { return acceptor_.local_endpoint().port(); }
+  void run() { accept(); }
+  void stop() {
+    net::post(acceptor_.get_executor(), [self = shared_from_this()] {
+      beast::error_code ec;
+      self->acceptor_.close(ec);
+    });
+  }
+
+ private:
+  void accept() {
+    acceptor_.async_accept(net::make_strand(ioc_), [self = shared_from_this()](beast::error_code ec, tcp::socket s) {
+      if (ec == net::error::operation_aborted || !self->acceptor_.is_open()) return;
+      if (!ec) {
+        beast::error_code ignored;
+        s.set_option(tcp::no_delay(true), ignored);
+        std::make_shared<HttpSession>(std::move(s), self->handler_, self->hub_, self->limit_)->run();
+      }
+      self->accept();
+    });
+  }
+  net::io_context& ioc_;
+  tcp::acceptor acceptor_;
+  const HttpServer::Handler& handler_;
+  WsHub& hub_;
+  uint64_t limit_;
+};
+
+}  // namespace
+
+struct HttpServer::Impl {
+  Handler handler;
+  WsHub& hub;
+  uint64_t body_limit;
+  int threads;
+  net::io_context ioc;
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+  std::vector<std::shared_ptr<Listener>> listeners;
+  std::vector<std::thread> pool;
+  Impl(Handler h, WsHub& hb, uint64_t limit, int n)
+      : handler(std::move(h)), hub(hb), body_limit(limit), threads(n), ioc(n) {}
+};
+
+HttpServer::HttpServer(Handler handler, WsHub& hub, uint64_t body_limit, int threads)
+    : impl_(std::make_unique<Impl>(std::move(handler), hub, body_limit, std::max(1, threads))) {}
+
+HttpServer::~HttpServer() { stop(); }
+
+uint16_t HttpServer::listen(const std::vector<std::string>& addresses, uint16_t port) {
+  for (auto& a : addresses) {
+    beast::error_code ec;
+    auto addr = net::ip::make_address(a, ec);
+    if (ec) {
+      // A host name: resolve it (ComfyUI binds whatever getaddrinfo gives).
+      tcp::resolver resolver(impl_->ioc);
+      auto results = resolver.resolve(a, std::to_string(port), ec);
+      if (ec || results.empty()) throw std::runtime_error("cannot resolve listen address " + a);
+      addr = results.begin()->endpoint().address();
+    }
+    auto l = std::make_shared<Listener>(impl_->ioc, tcp::endpoint(addr, port), impl_->handler, impl_->hub,
+                                        impl_->body_limit);
+    if (port == 0) port = l->port();
+    impl_->listeners.push_back(l);
+  }
+  for (auto& l : impl_->listeners) l->run();
+  impl_->work.emplace(impl_->ioc.get_executor());
+  for (int i = 0; i < impl_->threads; ++i) impl_->pool.emplace_back([this] { impl_->ioc.run(); });
+  return port;
+}
+
+void HttpServer::stop() {
+  if (!impl_ || impl_->pool.empty()) return;
+  for (auto& l : impl_->listeners) l->stop();
+  impl_->hub.close_all();
+  impl_->work.reset();
+  impl_->ioc.stop();
+  for (auto& t : impl_->pool)
+    if (t.joinable()) t.join();
+  impl_->pool.clear();
+  impl_->listeners.clear();
+}
+
+}  // namespace comfy::server

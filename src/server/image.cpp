@@ -1,0 +1,151 @@
+#include "server/image.h"
+
+#include <png.h>
+#include <webp/encode.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include <jpeglib.h>
+
+namespace comfy::server {
+
+namespace {
+
+struct Rgba {
+  uint32_t width = 0, height = 0;
+  bool had_alpha = false;
+  std::vector<uint8_t> pixels;  // RGBA8
+};
+
+bool decode_png(const std::string& bytes, Rgba& img, std::string& error) {
+  png_image image;
+  std::memset(&image, 0, sizeof image);
+  image.version = PNG_IMAGE_VERSION;
+  if (!png_image_begin_read_from_memory(&image, bytes.data(), bytes.size())) {
+    error = std::string("not a PNG picture: ") + image.message;
+    return false;
+  }
+  img.had_alpha = (image.format & PNG_FORMAT_FLAG_ALPHA) != 0;
+  image.format = PNG_FORMAT_RGBA;
+  img.width = image.width;
+  img.height = image.height;
+  img.pixels.resize(PNG_IMAGE_SIZE(image));
+  if (!png_image_finish_read(&image, nullptr, img.pixels.data(), 0, nullptr)) {
+    error = image.message;
+    png_image_free(&image);
+    return false;
+  }
+  return true;
+}
+
+bool encode_png(const std::vector<uint8_t>& pixels, uint32_t w, uint32_t h, bool alpha, std::string& out,
+                std::string& error) {
+  png_image image;
+  std::memset(&image, 0, sizeof image);
+  image.version = PNG_IMAGE_VERSION;
+  image.width = w;
+  image.height = h;
+  image.format = alpha ? PNG_FORMAT_RGBA : PNG_FORMAT_RGB;
+  png_alloc_size_t size = 0;
+  if (!png_image_write_to_memory(&image, nullptr, &size, 0, pixels.data(), 0, nullptr)) {
+    error = image.message;
+    return false;
+  }
+  out.resize(size);
+  if (!png_image_write_to_memory(&image, out.data(), &size, 0, pixels.data(), 0, nullptr)) {
+    error = image.message;
+    return false;
+  }
+  out.resize(size);
+  return true;
+}
+
+std::vector<uint8_t> to_rgb(const Rgba& img) {
+  std::vector<uint8_t> rgb(static_cast<size_t>(img.width) * img.height * 3);
+  for (size_t i = 0, n = static_cast<size_t>(img.width) * img.height; i < n; ++i)
+    std::memcpy(&rgb[i * 3], &img.pixels[i * 4], 3);
+  return rgb;
+}
+
+bool encode_jpeg(const std::vector<uint8_t>& rgb, uint32_t w, uint32_t h, int quality, std::string& out) {
+  jpeg_compress_struct cinfo;
+  jpeg_error_mgr jerr;
+  cinfo.err = jpeg_std_error(&jerr);
+  jpeg_create_compress(&cinfo);
+  unsigned char* mem = nullptr;
+  unsigned long size = 0;
+  jpeg_mem_dest(&cinfo, &mem, &size);
+  cinfo.image_width = w;
+  cinfo.image_height = h;
+  cinfo.input_components = 3;
+  cinfo.in_color_space = JCS_RGB;
+  jpeg_set_defaults(&cinfo);
+  jpeg_set_quality(&cinfo, std::clamp(quality, 1, 100), TRUE);
+  jpeg_start_compress(&cinfo, TRUE);
+  while (cinfo.next_scanline < cinfo.image_height) {
+    JSAMPROW row = const_cast<JSAMPROW>(&rgb[static_cast<size_t>(cinfo.next_scanline) * w * 3]);
+    jpeg_write_scanlines(&cinfo, &row, 1);
+  }
+  jpeg_finish_compress(&cinfo);
+  out.assign(reinterpret_cast<char*>(mem), size);
+  jpeg_destroy_compress(&cinfo);
+  std::free(mem);
+  return true;
+}
+
+}  // namespace
+
+bool extract_channel(const std::string& png, bool alpha, std::string& out, std::string& error) {
+  Rgba img;
+  if (!decode_png(png, img, error)) return false;
+  if (!alpha) return encode_png(to_rgb(img), img.width, img.height, false, out, error);
+  for (size_t i = 0, n = static_cast<size_t>(img.width) * img.height; i < n; ++i) {
+    uint8_t a = img.had_alpha ? img.pixels[i * 4 + 3] : 255;
+    img.pixels[i * 4] = img.pixels[i * 4 + 1] = img.pixels[i * 4 + 2] = 0;
+    img.pixels[i * 4 + 3] = a;
+  }
+  return encode_png(img.pixels, img.width, img.height, true, out, error);
+}
+
+bool encode_preview(const std::string& png, const std::string& format, int quality, bool drop_alpha,
+                    std::string& out, std::string& error) {
+  Rgba img;
+  if (!decode_png(png, img, error)) return false;
+  if (format == "jpeg") return encode_jpeg(to_rgb(img), img.width, img.height, quality, out);
+  uint8_t* data = nullptr;
+  size_t size = 0;
+  if (drop_alpha || !img.had_alpha) {
+    auto rgb = to_rgb(img);
+    size = WebPEncodeRGB(rgb.data(), static_cast<int>(img.width), static_cast<int>(img.height),
+                         static_cast<int>(img.width) * 3, static_cast<float>(quality), &data);
+  } else {
+    size = WebPEncodeRGBA(img.pixels.data(), static_cast<int>(img.width), static_cast<int>(img.height),
+                          static_cast<int>(img.width) * 4, static_cast<float>(quality), &data);
+  }
+  if (!size) {
+    error = "WebP encoding failed";
+    return false;
+  }
+  out.assign(reinterpret_cast<char*>(data), size);
+  WebPFree(data);
+  return true;
+}
+
+bool merge_mask_alpha(const std::string& original_png, const std::string& mask_png, std::string& out,
+                      std::string& error) {
+  Rgba original, mask;
+  if (!decode_png(original_png, original, error) || !decode_png(mask_png, mask, error)) return false;
+  if (original.width != mask.width || original.height != mask.height) {
+    error = "images do not match";  // PIL's putalpha raises ValueError here
+    return false;
+  }
+  for (size_t i = 0, n = static_cast<size_t>(original.width) * original.height; i < n; ++i)
+    original.pixels[i * 4 + 3] = mask.pixels[i * 4 + 3];
+  return encode_png(original.pixels, original.width, original.height, true, out, error);
+}
+
+}  // namespace comfy::server
