@@ -33,10 +33,10 @@ class ExecutionContext {
   // State kept for this node id and class across prompts: ComfyUI's objects cache, where a node
   // instance lives as long as the same id keeps the same class (PreviewImage's random file
   // prefix, a loader's last file). Dropped when the id leaves the prompt or the caches are reset.
+  // A context built without a store (--cache-none, direct calls) keeps state for one call only.
   template <class T>
   T& node_state() {
-    static thread_local std::shared_ptr<void> scratch;  // contexts built without a store
-    std::shared_ptr<void>& slot = node_state_ ? *node_state_ : scratch;
+    std::shared_ptr<void>& slot = node_state_ ? *node_state_ : own_state_;
     if (!slot) slot = std::make_shared<T>();
     return *static_cast<T*>(slot.get());
   }
@@ -47,6 +47,7 @@ class ExecutionContext {
   const std::atomic<bool>* interrupt_;
   ProgressFn progress_;
   std::shared_ptr<void>* node_state_;
+  std::shared_ptr<void> own_state_;
 };
 
 }  // namespace comfy

@@ -260,18 +260,23 @@ NodeDef SaveImage() {
       });
 }
 
-// PreviewImage's "_temp_" + 5 letters, chosen once per node (ComfyUI keeps the node object).
-std::string preview_suffix(const std::string& node_id) {
-  static std::mutex mutex;
-  static std::map<std::string, std::string> chosen;
-  static std::mt19937 rng{std::random_device{}()};
-  std::lock_guard<std::mutex> lock(mutex);
-  auto it = chosen.find(node_id);
-  if (it != chosen.end()) return it->second;
-  static const char letters[] = "abcdefghijklmnopqrstupvxyz";  // sic: ComfyUI's alphabet
-  std::string s = "_temp_";
-  for (int i = 0; i < 5; ++i) s.push_back(letters[rng() % 26]);
-  return chosen[node_id] = s;
+// PreviewImage's "_temp_" + 5 letters, chosen once per node object: ComfyUI keeps the object
+// while the node id keeps its class, and so does our node state.
+struct PreviewSuffix {
+  std::string value;
+};
+
+const std::string& preview_suffix(ExecutionContext& ctx) {
+  PreviewSuffix& state = ctx.node_state<PreviewSuffix>();
+  if (state.value.empty()) {
+    static std::mutex mutex;
+    static std::mt19937 rng{std::random_device{}()};
+    static const char letters[] = "abcdefghijklmnopqrstupvxyz";  // sic: ComfyUI's alphabet
+    std::lock_guard<std::mutex> lock(mutex);
+    state.value = "_temp_";
+    for (int i = 0; i < 5; ++i) state.value.push_back(letters[rng() % 26]);
+  }
+  return state.value;
 }
 
 NodeDef PreviewImage() {
@@ -287,7 +292,7 @@ NodeDef PreviewImage() {
         c10::InferenceMode guard;
         const Services& s = ctx.services();
         return NodeOutput({}, save_images(s, in, folders(s).temp_directory(), "temp",
-                                          "ComfyUI" + preview_suffix(ctx.node_id()), 1));
+                                          "ComfyUI" + preview_suffix(ctx), 1));
       });
 }
 

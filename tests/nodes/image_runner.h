@@ -58,11 +58,14 @@ struct ImageFolders {
     const NodeDef* def = image_registry().find(class_type);
     if (!def) throw std::runtime_error("no node " + class_type);
     std::atomic<bool> interrupt{false};
-    ExecutionContext ctx(services, "prompt", node_id, &interrupt, [](double, double) {});
+    // Node state per (id, class), as the executor keeps it between prompts.
+    ExecutionContext ctx(services, "prompt", node_id, &interrupt, [](double, double) {},
+                         &states[{node_id, class_type}]);
     NodeInputs in;
     for (auto& [name, value] : inputs) in.values[name] = {value};
     return def->function(ctx, in);
   }
+  mutable std::map<std::pair<std::string, std::string>, std::shared_ptr<void>> states;
   at::Tensor tensor(const std::string& class_type, const std::map<std::string, Value>& inputs, size_t slot = 0) const {
     return tensor_of(run(class_type, inputs).result.at(slot), "IMAGE");
   }
