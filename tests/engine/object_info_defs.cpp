@@ -1,9 +1,12 @@
 #include "engine/object_info_defs.h"
 
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "core/error.h"
+#include "nodes/all.h"
 
 namespace comfy::testing {
 
@@ -72,6 +75,24 @@ NodeDef node_def_from_object_info(const std::string& name, const json& info) {
     throw ComfyError("NotImplementedError", name + " is a declaration read from object_info");
   });
   return def;
+}
+
+void add_recorded_nodes(Registry& r) {
+  Registry ours;
+  register_all_nodes(ours);
+  static const json recorded = load_json_file(COMFY_TEST_DATA "/comfyui/object_info.json");
+  for (auto& [name, info] : recorded.items()) {
+    if (const NodeDef* mine = ours.find(name)) r.add(*mine);
+    else r.add(node_def_from_object_info(name, info));
+  }
+}
+
+std::vector<std::string> recorded_validation_cases() {
+  std::vector<std::string> out;
+  for (auto& e : std::filesystem::directory_iterator(COMFY_TEST_DATA "/validation"))
+    if (e.path().extension() == ".json") out.push_back(e.path().string());
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 }  // namespace comfy::testing

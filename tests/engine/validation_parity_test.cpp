@@ -48,11 +48,7 @@ TEST_P(ValidationParity, MatchesComfyUI) {
   Registry ours;
   register_all_nodes(ours);
   Registry r;
-  static const json recorded_info = load_json_file(COMFY_TEST_DATA "/comfyui/object_info.json");
-  for (auto& [name, info] : recorded_info.items()) {
-    if (const NodeDef* mine = ours.find(name)) r.add(*mine);
-    else r.add(node_def_from_object_info(name, info));
-  }
+  add_recorded_nodes(r);
   json prompt = rec["request"]["prompt"];
   for (auto& [id, n] : prompt.items())
     if (n.is_object() && n.contains("class_type") && n["class_type"].is_string() &&
@@ -98,15 +94,7 @@ TEST_P(ValidationParity, MatchesComfyUI) {
   }
 }
 
-std::vector<std::string> cases() {
-  std::vector<std::string> out;
-  for (auto& e : fs::directory_iterator(COMFY_TEST_DATA "/validation"))
-    if (e.path().extension() == ".json") out.push_back(e.path().string());
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-INSTANTIATE_TEST_SUITE_P(Recorded, ValidationParity, ::testing::ValuesIn(cases()),
+INSTANTIATE_TEST_SUITE_P(Recorded, ValidationParity, ::testing::ValuesIn(recorded_validation_cases()),
                          [](const ::testing::TestParamInfo<std::string>& info) {
                            std::string name = fs::path(info.param).stem().string();
                            for (char& c : name)

@@ -36,21 +36,7 @@ void sort_lists(json& body) {
 // The recorded oracle's node set: its /object_info declarations, ours where we have the node.
 void oracle_registry(server::ServerOptions& options, Registry& r) {
   options.run_worker = false;  // declarations only: nothing here may run
-  Registry ours;
-  register_all_nodes(ours);
-  static const json recorded = load_json_file(COMFY_TEST_DATA "/comfyui/object_info.json");
-  for (auto& [name, info] : recorded.items()) {
-    if (const NodeDef* mine = ours.find(name)) r.add(*mine);
-    else r.add(node_def_from_object_info(name, info));
-  }
-}
-
-std::vector<std::string> cases() {
-  std::vector<std::string> out;
-  for (auto& e : fs::directory_iterator(COMFY_TEST_DATA "/validation"))
-    if (e.path().extension() == ".json") out.push_back(e.path().string());
-  std::sort(out.begin(), out.end());
-  return out;
+  add_recorded_nodes(r);
 }
 
 TEST(RoutePostPrompt, ReplaysEveryRecordedAnswer) {
@@ -66,7 +52,7 @@ TEST(RoutePostPrompt, ReplaysEveryRecordedAnswer) {
   const std::set<std::string> custom_validated = {"LoadImage", "LoadImageMask", "LoadImageOutput"};
 
   int replayed = 0, i = 0;
-  for (auto& path : cases()) {
+  for (auto& path : recorded_validation_cases()) {
     json rec = load_json_file(path);
     SCOPED_TRACE(rec.value("case", path));
     bool skip = false;
