@@ -253,4 +253,9 @@ at::Tensor common_upscale(const at::Tensor& input, int64_t width, int64_t height
   return out.reshape(final_shape);
 }
 
+at::Tensor upscale_image(const at::Tensor& image, int64_t width, int64_t height, const std::string& upscale_method,
+                         const std::string& crop) {
+  return common_upscale(image.movedim(-1, 1), width, height, upscale_method, crop).movedim(1, -1);
+}
+
 }  // namespace comfy

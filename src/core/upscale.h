@@ -12,4 +12,8 @@ namespace comfy {
 at::Tensor common_upscale(const at::Tensor& samples, int64_t width, int64_t height, const std::string& upscale_method,
                           const std::string& crop);
 
+// The same for an IMAGE ([B,H,W,C], channels last), as ImageScale and friends call it.
+at::Tensor upscale_image(const at::Tensor& image, int64_t width, int64_t height, const std::string& upscale_method,
+                         const std::string& crop);
+
 }  // namespace comfy

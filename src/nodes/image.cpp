@@ -313,13 +313,12 @@ NodeDef ImageScale() {
         at::Tensor image = tensor_of(in["image"], "IMAGE");
         int64_t width = in.get_int("width"), height = in.get_int("height");
         if (width == 0 && height == 0) return NodeOutput({tensor_value(image)});
-        at::Tensor samples = image.movedim(-1, 1);
         if (width == 0)
-          width = std::max<int64_t>(1, std::nearbyint(static_cast<double>(samples.size(3)) * height / samples.size(2)));
+          width = std::max<int64_t>(1, std::nearbyint(static_cast<double>(image.size(2)) * height / image.size(1)));
         else if (height == 0)
-          height = std::max<int64_t>(1, std::nearbyint(static_cast<double>(samples.size(2)) * width / samples.size(3)));
-        at::Tensor s = common_upscale(samples, width, height, in.get_string("upscale_method"), in.get_string("crop"));
-        return NodeOutput({tensor_value(s.movedim(1, -1))});
+          height = std::max<int64_t>(1, std::nearbyint(static_cast<double>(image.size(1)) * width / image.size(2)));
+        return NodeOutput(
+            {tensor_value(upscale_image(image, width, height, in.get_string("upscale_method"), in.get_string("crop")))});
       });
 }
 
@@ -333,12 +332,11 @@ NodeDef ImageScaleBy() {
       .output("IMAGE")
       .run([](ExecutionContext&, const NodeInputs& in) {
         c10::InferenceMode guard;
-        at::Tensor samples = tensor_of(in["image"], "IMAGE").movedim(-1, 1);
+        const at::Tensor& image = tensor_of(in["image"], "IMAGE");
         double scale = in.get_float("scale_by");
-        auto width = static_cast<int64_t>(std::nearbyint(samples.size(3) * scale));
-        auto height = static_cast<int64_t>(std::nearbyint(samples.size(2) * scale));
-        at::Tensor s = common_upscale(samples, width, height, in.get_string("upscale_method"), "disabled");
-        return NodeOutput({tensor_value(s.movedim(1, -1))});
+        auto width = static_cast<int64_t>(std::nearbyint(image.size(2) * scale));
+        auto height = static_cast<int64_t>(std::nearbyint(image.size(1) * scale));
+        return NodeOutput({tensor_value(upscale_image(image, width, height, in.get_string("upscale_method"), "disabled"))});
       });
 }
 
@@ -370,7 +368,7 @@ NodeDef ImageBatch() {
           else a = at::constant_pad_nd(a, {0, 1}, 1.0);
         }
         if (a.sizes().slice(1) != b.sizes().slice(1))
-          b = common_upscale(b.movedim(-1, 1), a.size(2), a.size(1), "bilinear", "center").movedim(1, -1);
+          b = upscale_image(b, a.size(2), a.size(1), "bilinear", "center");
         if (a.sizes().slice(1) != b.sizes().slice(1))
           throw ComfyError("RuntimeError", "Sizes of tensors must match except in dimension 0");
         return NodeOutput({tensor_value(at::cat({a, b}, 0))});

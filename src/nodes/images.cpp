@@ -251,7 +251,7 @@ NodeDef ImageStitch() {
           int64_t th = h1, tw = w1;
           if (horizontal) tw = static_cast<int64_t>(h1 * aspect);
           else th = static_cast<int64_t>(w1 / aspect);
-          image2 = common_upscale(image2.movedim(-1, 1), tw, th, "lanczos", "disabled").movedim(1, -1);
+          image2 = upscale_image(image2, tw, th, "lanczos", "disabled");
         } else {
           double pad_value = color == "white" ? 1.0 : 0.0;
           int dim = horizontal ? 1 : 2;

@@ -57,8 +57,7 @@ NodeDef ImageBlend() {
             image1.select(-1, -1).fill_(1.0);
           }
           if (image1.sizes() != image2.sizes()) {
-            image2 = common_upscale(image2.permute({0, 3, 1, 2}), image1.size(2), image1.size(1), "bicubic", "center")
-                         .permute({0, 2, 3, 1});
+            image2 = upscale_image(image2, image1.size(2), image1.size(1), "bicubic", "center");
           }
           double factor = in.get_float("blend_factor");
           at::Tensor blended = blend_mode(image1, image2, in.get_string("blend_mode"));
@@ -172,19 +171,15 @@ NodeDef ImageScaleToTotalPixels() {
       .output("IMAGE")
       .run([](ExecutionContext&, const NodeInputs& in) {
         return torch_guarded([&] {
-          at::Tensor samples = image_in(in, "image").movedim(-1, 1);
+          at::Tensor image = image_in(in, "image");
           double total = in.get_float("megapixels") * 1024 * 1024;
           double steps = static_cast<double>(in.get_int("resolution_steps"));
-          double scale_by = std::sqrt(total / static_cast<double>(samples.size(3) * samples.size(2)));
+          double scale_by = std::sqrt(total / static_cast<double>(image.size(2) * image.size(1)));
           // Python's round() rounds halves to even, as nearbyint does in the default mode.
-          int64_t width = static_cast<int64_t>(std::nearbyint(samples.size(3) * scale_by / steps) * steps);
-          int64_t height = static_cast<int64_t>(std::nearbyint(samples.size(2) * scale_by / steps) * steps);
-          const std::string& method = in.get_string("upscale_method");
-          // ComfyUI's lanczos goes through Pillow, whose resize rejects an empty size.
-          if (method == "lanczos" && (width <= 0 || height <= 0))
-            throw ComfyError("ValueError", "height and width must be > 0");
-          at::Tensor s = common_upscale(samples, width, height, method, "disabled");
-          return NodeOutput({tensor_value(s.movedim(1, -1))});
+          int64_t width = static_cast<int64_t>(std::nearbyint(image.size(2) * scale_by / steps) * steps);
+          int64_t height = static_cast<int64_t>(std::nearbyint(image.size(1) * scale_by / steps) * steps);
+          // An empty lanczos size raises ValueError inside common_upscale, as Pillow does.
+          return NodeOutput({tensor_value(upscale_image(image, width, height, in.get_string("upscale_method"), "disabled"))});
         });
       });
 }
