@@ -1,0 +1,50 @@
+// The SD1.x/SD2.x UNet (ComfyUI's openaimodel.UNetModel) as a function of (config, weights,
+// inputs). The config comes from tensor names and shapes alone (detect_unet_config), so tiny
+// test files and real multi-GB checkpoints take the same path.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/json.h"
+#include "models/weights.h"
+
+namespace comfy {
+
+struct UNetConfig {
+  int64_t in_channels = 4;
+  int64_t out_channels = 4;
+  int64_t model_channels = 320;
+  std::vector<int64_t> channel_mult;          // per level
+  std::vector<int64_t> num_res_blocks;        // per level
+  std::vector<int64_t> transformer_depth;     // per input block (ComfyUI's list)
+  std::vector<int64_t> transformer_depth_output;
+  int64_t transformer_depth_middle = 1;       // -1: no middle transformer
+  int64_t context_dim = 768;
+  int64_t num_heads = 8;                      // -1 when num_head_channels is used
+  int64_t num_head_channels = -1;             // -1 when num_heads is used
+  bool use_linear_in_transformer = false;
+  int64_t adm_in_channels = 0;                // 0: no label embedding (y)
+  json to_json() const;                       // for messages and the model's metadata
+};
+
+// ComfyUI's detect_unet_config on the keys under `w` (w is a view at the diffusion_model prefix).
+// Throws ComfyError naming what is missing when the keys are not a UNet.
+UNetConfig detect_unet_config(const Weights& w);
+
+// Residuals a ControlNet adds (issue 7): per input block, middle and output block; empty: none.
+struct UNetControl {
+  std::vector<at::Tensor> input, middle, output;
+};
+
+// The UNet's raw output (eps or v) for x [B,in,H,W] (already calculate_input-scaled and with any
+// concat channels), timesteps [B] f32, context [B,T,context_dim], y [B,adm] when adm_in_channels.
+at::Tensor unet_forward(const UNetConfig& config, const Weights& w, const at::Tensor& x,
+                        const at::Tensor& timesteps, const at::Tensor& context,
+                        const std::optional<at::Tensor>& y = std::nullopt,
+                        const UNetControl* control = nullptr);
+
+}  // namespace comfy
