@@ -25,5 +25,9 @@ test: build
 run: build
 	$(BUILD_DIR)/comfycpp serve --base-directory . --listen $(HOST) --port $(PORT)
 
+# `make bench`: the benchmarks under bench/ (never part of `make test`).
+bench: build
+	bench/sd15_txt2img.sh
+
 clean:
 	rm -rf $(BUILD_DIR)

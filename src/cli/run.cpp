@@ -3,15 +3,15 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <random>
-#include <sstream>
 
 #include <spdlog/spdlog.h>
 
 #include "cli/app.h"
+#include "cli/workflow_file.h"
 #include "graph/executor.h"
+#include "graph/ui_workflow.h"
 #include "graph/validation.h"
 
 namespace comfy {
@@ -65,25 +65,6 @@ std::string new_prompt_id() {
   return buf;
 }
 
-json read_workflow(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot read workflow file: " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  json doc;
-  try {
-    doc = json::parse(ss.str());
-  } catch (const json::parse_error& e) {
-    throw std::runtime_error("workflow is not valid JSON: " + std::string(e.what()));
-  }
-  // Accept the body of a POST /prompt too.
-  if (doc.is_object() && doc.contains("prompt") && doc["prompt"].is_object()) doc = doc["prompt"];
-  if (!doc.is_object()) throw std::runtime_error("workflow must be a JSON object of nodes (API format)");
-  if (doc.contains("nodes") && doc.contains("links"))
-    throw std::runtime_error("this is a UI-format workflow; export it with \"Save (API)\" for now");
-  return doc;
-}
-
 // --set NODE_ID.INPUT=VALUE: VALUE is JSON when it parses as JSON, else a string.
 void apply_set(json& prompt, const std::string& assignment) {
   auto eq = assignment.find('=');
@@ -117,21 +98,29 @@ void print_validation_error(const ValidationResult& v) {
 
 int run_command(const DirectoryArgs& dirs, const std::string& workflow, const std::vector<std::string>& sets,
                 bool json_output) {
-  json prompt;
+  // The workflow may be an API prompt, a UI workflow, or an image carrying either (workflow_file.h).
+  LoadedWorkflow loaded;
   std::unique_ptr<AppState> app;
-  try {
-    prompt = read_workflow(workflow);
-    for (auto& s : sets) apply_set(prompt, s);
-    app = std::make_unique<AppState>(dirs);
-  } catch (const std::exception& e) {
+  auto fail = [&](const json& error) {
     if (json_output)
-      std::cout << json{{"error", {{"type", "invalid_prompt"}, {"message", e.what()}, {"details", ""},
-                                   {"extra_info", json::object()}}},
-                        {"node_errors", json::object()}}.dump() << "\n";
+      std::cout << json{{"error", error}, {"node_errors", json::object()}}.dump() << "\n";
     else
-      std::cerr << "error: " << e.what() << "\n";
+      std::cerr << "error: " << error["message"].get<std::string>()
+                << (error["details"].get<std::string>().empty() ? "" : ": " + error["details"].get<std::string>())
+                << "\n";
     return 1;
+  };
+  try {
+    app = std::make_unique<AppState>(dirs);
+    loaded = load_workflow_file(workflow, app->registry, app->services);
+    for (auto& s : sets) apply_set(loaded.prompt, s);
+  } catch (const WorkflowError& e) {
+    return fail(e.error_object());
+  } catch (const std::exception& e) {
+    return fail(json{{"type", "invalid_prompt"}, {"message", e.what()}, {"details", ""}, {"extra_info", json::object()}});
   }
+  json& prompt = loaded.prompt;
+  spdlog::debug("workflow read as {}", loaded.source);
 
   ValidationResult v = validate_prompt(app->registry, app->services, prompt);
   if (!v.ok) {
@@ -145,7 +134,9 @@ int run_command(const DirectoryArgs& dirs, const std::string& workflow, const st
   Executor executor(app->registry, app->services, &sink);
   std::string prompt_id = new_prompt_id();
   // A client id makes the executor send the per-client messages (executed, ...) to our sink.
-  ExecutionResult r = executor.execute(prompt, prompt_id, json{{"client_id", "cli"}}, v.outputs);
+  json extra_data = loaded.extra_data;
+  extra_data["client_id"] = "cli";
+  ExecutionResult r = executor.execute(prompt, prompt_id, extra_data, v.outputs);
   if (json_output) {
     std::cout << json{{"prompt_id", prompt_id}, {"outputs", r.outputs},
                       {"status", {{"status_str", r.success ? "success" : "error"}, {"completed", r.success},

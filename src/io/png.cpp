@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "io/apng.h"
 
 namespace comfy::io {
 namespace {
@@ -167,6 +168,7 @@ DecodedImage decode_png(const std::vector<uint8_t>& bytes, const std::string& wh
     f.pixels = std::move(pixels);
   }
   img.frames.push_back(std::move(f));
+  read_apng_frames(bytes, img, what);  // animated PNGs: the other frames, composited (apng.h)
   return img;
 }
 

@@ -32,10 +32,18 @@ struct UNetConfig {
 };
 
 // ComfyUI's detect_unet_config on the keys under `w` (w is a view at the diffusion_model prefix).
+// transformer_depth has one entry per input res block; transformer_depth_output is ComfyUI's list,
+// last output block first. Heads are not in the shapes: a conv-proj UNet without adm gets SD15's
+// num_heads 8, any other BASE's num_head_channels 64 (models/model_detection.h sets the family's).
 // Throws ComfyError naming what is missing when the keys are not a UNet.
 UNetConfig detect_unet_config(const Weights& w);
 
-// Residuals a ControlNet adds (issue 7): per input block, middle and output block; empty: none.
+// Residuals a ControlNet adds (issue 7), laid out as ComfyUI's control dict {input, middle,
+// output}: openaimodel.apply_control pops each list from its BACK, so the last `input` entry is
+// added after input block 0, the last `middle` entry after the middle block, and the last `output`
+// entry to the skip connection the first output block takes (the deepest one). An undefined tensor
+// is None (nothing added); a residual that does not broadcast to the activation is skipped with a
+// warning, as ComfyUI does. Empty lists: no control.
 struct UNetControl {
   std::vector<at::Tensor> input, middle, output;
 };

@@ -3,7 +3,11 @@
 namespace comfy {
 
 void register_all_nodes(Registry& r) {
+  register_sampling(r);
+  register_loaders(r);
   register_image(r);
+  register_vae(r);
+  register_latent(r);
   register_post_processing(r);
   register_mask(r);
   register_images(r);
@@ -11,6 +15,9 @@ void register_all_nodes(Registry& r) {
   register_preview_any(r);
   register_string(r);
   register_logic(r);
+  register_clip(r);
+  register_conditioning(r);
+  register_custom_sampler(r);
 }
 
 }  // namespace comfy

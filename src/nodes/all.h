@@ -5,6 +5,7 @@
 
 namespace comfy {
 
+void register_loaders(Registry& r);
 void register_image(Registry& r);
 void register_post_processing(Registry& r);
 void register_mask(Registry& r);
@@ -13,6 +14,13 @@ void register_images(Registry& r);
 void register_preview_any(Registry& r);
 void register_string(Registry& r);
 void register_logic(Registry& r);
+void register_clip(Registry& r);
+void register_conditioning(Registry& r);
+void register_sampling(Registry& r);
+void register_custom_sampler(Registry& r);
+
+void register_vae(Registry& r);
+void register_latent(Registry& r);
 
 void register_all_nodes(Registry& r);
 

@@ -17,53 +17,16 @@
 
 #include "core/error.h"
 #include "nodes/all.h"
+#include "text/py_str.h"
 
 namespace comfy {
 namespace {
 
 // ---------------------------------------------------------------- code points
 
-std::u32string decode_utf8(const std::string& s) {
-  std::u32string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size();) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    int extra = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : -1;
-    if (extra < 0 || i + extra >= s.size()) {
-      out.push_back(0xFFFD);  // not UTF-8: one replacement per byte (JSON strings never are)
-      ++i;
-      continue;
-    }
-    char32_t cp = extra == 0 ? c : c & (0x3F >> extra);
-    for (int k = 1; k <= extra; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
-    out.push_back(cp);
-    i += extra + 1;
-  }
-  return out;
-}
-
-std::string encode_utf8(const std::u32string& s) {
-  std::string out;
-  out.reserve(s.size());
-  for (char32_t cp : s) {
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      out += static_cast<char>(0xC0 | (cp >> 6));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      out += static_cast<char>(0xE0 | (cp >> 12));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-      out += static_cast<char>(0xF0 | (cp >> 18));
-      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-  }
-  return out;
-}
+// UTF-8 <-> code points: Python's str counts code points (text/py_str.h).
+using py::decode_utf8;
+using py::encode_utf8;
 
 // Unicode simple case mappings from the C library's UTF-8 locale (Python uses the full
 // mappings; they differ for a few characters such as 'ß'.upper() == 'SS').

@@ -43,15 +43,28 @@ struct SamplerRun {
   std::function<void(const SamplerStep&)> callback;  // may throw InterruptedError
 };
 
-// Sampler options as ComfyUI's sampler nodes set them (eta, s_noise, r, solver_type, ...):
-// names are the keyword arguments of the k-diffusion function.
+// Sampler options as ComfyUI's sampler nodes set them (eta, s_noise, r, order, max_order, ...):
+// names are the keyword arguments of the k-diffusion function, missing ones take ComfyUI's
+// defaults. Booleans are 0/1 (use_pece, simple_order_2). Two options stand for callables:
+// er_sde's noise_scaler of SamplerER_SDE "Reverse-time SDE"/"ODE" is "noise_scaler_eta" (x **
+// (eta + 1); absent: the ER-SDE default), and sa_solver's tau_func is built from "eta",
+// "sde_start_percent" and "sde_end_percent" (SamplerSASolver's inputs; defaults 1, 0.2, 0.8).
 using SamplerOptions = std::map<std::string, double>;
+// The options that are words (solver_type "midpoint"/"heun", "phi_1"/"phi_2"; deis_mode "tab"/"rhoab").
+using SamplerTextOptions = std::map<std::string, std::string>;
 
 class Sampler : public Object {
  public:
-  Sampler(std::string name, SamplerOptions options) : name_(std::move(name)), options_(std::move(options)) {}
+  Sampler(std::string name, SamplerOptions options, SamplerTextOptions text_options = {},
+          bool random_inpaint_noise = false)
+      : name_(std::move(name)), options_(std::move(options)), text_options_(std::move(text_options)),
+        random_inpaint_noise_(random_inpaint_noise) {}
   const std::string& name() const { return name_; }
   const SamplerOptions& options() const { return options_; }
+  const SamplerTextOptions& text_options() const { return text_options_; }
+  // ComfyUI's Sampler.max_denoise: the first sigma is (within 1e-5 relative) the model's largest
+  // or above it. Pass this as sample()'s max_denoise.
+  static bool max_denoise(const ModelSampling& sampling, const at::Tensor& sigmas);
   std::string repr() const override { return "<comfy.samplers.KSAMPLER object>"; }
 
   // ComfyUI's KSAMPLER.sample: `latent_image` is already process_in'ed; `denoise_mask`
@@ -64,6 +77,10 @@ class Sampler : public Object {
  private:
   std::string name_;
   SamplerOptions options_;
+  SamplerTextOptions text_options_;
+  // inpaint_options {"random": True} ("ddim"): the inpainting mask re-noises the kept area with
+  // fresh noise from a generator seeded seed + 1 instead of the initial noise.
+  bool random_inpaint_noise_ = false;
 };
 
 // KSampler.SAMPLERS, in ComfyUI's order (the sampler_name combo).
@@ -71,6 +88,10 @@ const std::vector<std::string>& sampler_names();
 // comfy.samplers.sampler_object(name): a SAMPLER for a KSampler sampler_name; ValueError for an
 // unknown name.
 std::shared_ptr<const Sampler> sampler_object(const std::string& name, SamplerOptions options = {});
+// comfy.samplers.ksampler(name, extra_options): the custom-sampling nodes' samplers (any
+// k-diffusion function name, e.g. "dpmpp_2m_sde" with solver_type); ValueError if unknown.
+std::shared_ptr<const Sampler> ksampler(const std::string& name, SamplerOptions options = {},
+                                        SamplerTextOptions text_options = {});
 // True for samplers that take one more sigma and drop the second-to-last (dpm_2, uni_pc, ...:
 // KSampler.DISCARD_PENULTIMATE_SIGMA_SAMPLERS).
 bool discards_penultimate_sigma(const std::string& sampler_name);

@@ -59,8 +59,11 @@ TEST_P(ValidationParity, MatchesComfyUI) {
   // are kept in tests/fixtures/images/inputs.
   FolderPaths folders(std::filesystem::temp_directory_path());
   folders.set_input_directory(COMFY_TEST_DATA "/images/inputs");
+  // The oracle's checkpoints folder held the two tiny checkpoints kept in tests/fixtures/models.
+  folders.add_model_folder_path("checkpoints", COMFY_TEST_DATA "/models/checkpoints", true);
   Services s;
   s.folders = &folders;
+  s.list_folder = [&](const std::string& name) { return folders.get_filename_list(name); };
   std::optional<std::vector<std::string>> targets;
   if (rec["request"].contains("partial_execution_targets"))
     targets = rec["request"]["partial_execution_targets"].get<std::vector<std::string>>();

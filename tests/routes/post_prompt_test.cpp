@@ -47,6 +47,8 @@ TEST(RoutePostPrompt, ReplaysEveryRecordedAnswer) {
   if (fs::is_directory(inputs, ec))
     for (auto& e : fs::directory_iterator(inputs))
       fs::copy_file(e.path(), s.env.folders->input_directory() / e.path().filename(), fs::copy_options::skip_existing, ec);
+  // Its checkpoints folder held the two tiny checkpoints kept in tests/fixtures/models.
+  s.env.folders->add_model_folder_path("checkpoints", COMFY_TEST_DATA "/models/checkpoints", true);
   Registry ours;
   register_all_nodes(ours);
   const std::set<std::string> custom_validated = {"LoadImage", "LoadImageMask", "LoadImageOutput"};
