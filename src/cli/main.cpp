@@ -8,12 +8,14 @@
 #include "cli/app.h"
 #include "cli/convert.h"
 #include "cli/serve.h"
+#include "core/tensor.h"
 
 namespace comfy {
 CLI::App* add_dev_command(CLI::App& app, int* exit_code);  // cli/dev.cpp
 }
 
 int main(int argc, char** argv) {
+  comfy::init_torch_runtime();  // threads and CPU kernels, before any tensor work
   CLI::App app{"comfycpp: ComfyUI workflows, natively"};
   app.require_subcommand(1);
 

@@ -12,6 +12,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "io/sha256.h"
 #include "core/tensor.h"
 #include "core/upscale.h"
 #include "graph/execution_context.h"
@@ -67,17 +68,7 @@ std::vector<std::string> input_files(const Services& s) {
 
 json file_sha256(const Services& s, const NodeInputs& in) {
   try {
-    std::vector<uint8_t> bytes = io::read_file(folders(s).get_annotated_filepath(in.get_string("image")));
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_Digest(bytes.data(), bytes.size(), digest, &len, EVP_sha256(), nullptr);
-    static const char* hex = "0123456789abcdef";
-    std::string out;
-    for (unsigned i = 0; i < len; ++i) {
-      out.push_back(hex[digest[i] >> 4]);
-      out.push_back(hex[digest[i] & 15]);
-    }
-    return out;
+    return io::sha256_file_hex(folders(s).get_annotated_filepath(in.get_string("image")));
   } catch (const std::exception&) {
     return json(std::nan(""));  // ComfyUI: an IS_CHANGED that raises means "always changed"
   }

@@ -16,6 +16,8 @@
 #include <variant>
 
 #include "core/error.h"
+#include "io/sha256.h"
+#include "core/tensor_utils.h"
 #include "core/tensor.h"
 #include "core/upscale.h"
 #include "graph/execution_context.h"
@@ -34,9 +36,8 @@ constexpr int64_t kMaxResolution = 16384;  // nodes.MAX_RESOLUTION
 const Latent& latent_in(const NodeInputs& in, const char* name) { return latent_of(in[name]); }
 NodeOutput one(Latent l) { return NodeOutput({latent_value(std::move(l))}); }
 
-// Python's round() and floor division.
+// Python's round() (half to even under the default rounding mode).
 int64_t py_round(double v) { return static_cast<int64_t>(std::nearbyint(v)); }
-int64_t floor_div(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
 
 json int_opts(int64_t def, int64_t min, int64_t max, int64_t step) {
   return {{"default", def}, {"min", min}, {"max", max}, {"step", step}};
@@ -393,19 +394,7 @@ std::vector<std::string> latent_files(const Services& s) {
 
 json file_sha256(const Services& s, const NodeInputs& in) {
   try {
-    std::ifstream file(folders(s).get_annotated_filepath(in.get_string("latent")), std::ios::binary);
-    if (!file) return json(std::nan(""));
-    std::string bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_Digest(bytes.data(), bytes.size(), digest, &len, EVP_sha256(), nullptr);
-    static const char* hex = "0123456789abcdef";
-    std::string out;
-    for (unsigned i = 0; i < len; ++i) {
-      out.push_back(hex[digest[i] >> 4]);
-      out.push_back(hex[digest[i] & 15]);
-    }
-    return out;
+    return io::sha256_file_hex(folders(s).get_annotated_filepath(in.get_string("latent")));
   } catch (const std::exception&) {
     return json(std::nan(""));  // an IS_CHANGED that raises means "always changed"
   }

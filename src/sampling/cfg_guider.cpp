@@ -8,21 +8,11 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "core/tensor_utils.h"
 
 namespace comfy {
 namespace {
 
-// comfy.utils.repeat_to_batch_size along dim 0.
-at::Tensor repeat_to_batch(const at::Tensor& t, int64_t batch) {
-  int64_t have = t.size(0);
-  if (have > batch) return t.narrow(0, 0, batch);
-  if (have < batch) {
-    std::vector<int64_t> reps(t.dim(), 1);
-    reps[0] = (batch + have - 1) / have;
-    return t.repeat(reps).narrow(0, 0, batch);
-  }
-  return t;
-}
 
 // get_area_and_mult's result: the slice of x one entry sees, its weight, its model conds.
 struct CondRun {
@@ -81,10 +71,10 @@ std::optional<CondRun> get_area_and_mult(const SamplingCond& c, const at::Tensor
     at::Tensor data = c.c_concat;
     if (area)
       for (int i = 0; i < 2; ++i) data = data.narrow(i + 2, (*area)[2 + i], (*area)[i]);
-    r.c_concat = repeat_to_batch(data, batch);
+    r.c_concat = repeat_to_batch_size(data, batch);
   }
-  if (c.y.defined()) r.y = repeat_to_batch(c.y, batch);
-  if (c.c_crossattn.defined()) r.c_crossattn = repeat_to_batch(c.c_crossattn, batch);
+  if (c.y.defined()) r.y = repeat_to_batch_size(c.y, batch);
+  if (c.c_crossattn.defined()) r.c_crossattn = repeat_to_batch_size(c.c_crossattn, batch);
   r.input_x = input_x;
   r.mult = mult;
   r.area = area;
