@@ -1,5 +1,7 @@
 #include "nn/layers.h"
 
+#include "nn/matmul.h"
+
 #include <cmath>
 
 namespace comfy::nn {
@@ -13,7 +15,11 @@ c10::optional<at::Tensor> bias_of(const Weights& w, at::ScalarType dtype) {
 
 at::Tensor linear(const Weights& w, const at::Tensor& x) {
   auto dtype = x.scalar_type();
-  return at::linear(x, w("weight", dtype), bias_of(w, dtype));
+  at::Tensor weight = w("weight", dtype);  // [N, K]
+  at::Tensor bias = w.has("bias") ? w("bias", dtype) : at::Tensor();
+  std::vector<int64_t> out_sizes(x.sizes().begin(), x.sizes().end());
+  out_sizes.back() = weight.size(0);
+  return nn::matmul(x.reshape({-1, x.size(-1)}), weight.t(), bias).view(out_sizes);
 }
 
 at::Tensor conv2d(const Weights& w, const at::Tensor& x, int64_t stride, int64_t padding) {
@@ -40,10 +46,10 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
   };
   at::Tensor qh = split(q, lq), kh = split(k, lk), vh = split(v, lk);
   const double scale = 1.0 / std::sqrt(static_cast<double>(d));
-  at::Tensor scores = at::bmm(qh, kh.transpose(1, 2)).mul_(scale);
+  at::Tensor scores = nn::matmul(qh, kh.transpose(1, 2)).mul_(scale);
   if (mask) scores = scores + *mask;
   at::Tensor probs = at::softmax(scores, -1);
-  at::Tensor out = at::bmm(probs, vh);
+  at::Tensor out = nn::matmul(probs, vh);
   return out.reshape({b, heads, lq, d}).permute({0, 2, 1, 3}).reshape({b, lq, inner});
 }
 

@@ -263,7 +263,9 @@ TEST(ClipTextSD2, OpenClipKeysEncodeLikeTheSameWeightsInHFLayout) {
     EXPECT_EQ(a.cond.sizes().vec(), (std::vector<int64_t>{1, 77, kWidth}));
     EXPECT_EQ(a.pooled.sizes().vec(), (std::vector<int64_t>{1, kProj}));  // projected
     EXPECT_TRUE(at::equal(a.cond, b.cond)) << text;
-    EXPECT_TRUE(at::equal(a.pooled, b.pooled)) << text;
+    // The projection is a transposed view on one side and a dense copy on the other: the matrix
+    // product may take another kernel, so the last bits can differ.
+    EXPECT_TRUE(at::allclose(a.pooled, b.pooled, 1e-6, 1e-6)) << text;
   }
 }
 
