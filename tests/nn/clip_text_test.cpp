@@ -190,6 +190,20 @@ TEST(ClipText, AMissingEmbeddingIsIgnoredAsInComfyUI) {
   EXPECT_TRUE(at::equal(with, without));
 }
 
+// A prompt of 10,000 words is neither refused nor truncated: it becomes ceil(10000/75) chunks of
+// 77 tokens, each encoded, as ComfyUI does ("cat" is one token).
+TEST(ClipText, AVeryLongPromptEncodesEveryChunk) {
+  c10::InferenceMode guard;
+  auto clip = tiny_clip();
+  std::string text;
+  for (int i = 0; i < 10000; ++i) text += i ? " cat" : "cat";
+  auto chunks = clip->tokenize(text);
+  ASSERT_EQ(chunks.size(), 134u);  // 10000 / 75 rounded up
+  auto enc = clip->encode_from_tokens(chunks);
+  EXPECT_EQ(enc.cond.sizes().vec(), (std::vector<int64_t>{1, 77 * 134, 128}));
+  EXPECT_TRUE(at::isfinite(enc.cond).all().item<bool>());
+}
+
 // ------------------------------------------------------------------ SD2: OpenCLIP layout
 
 constexpr int64_t kWidth = 128, kLayers = 2, kMlp = 256, kProj = 96, kVocab = 49408;
