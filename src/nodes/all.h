@@ -1,5 +1,6 @@
-// Every node family, registered in ComfyUI's /object_info order (core nodes first, then the
-// comfy_extras families in load order). Adding a family means one line here and in all.cpp.
+// Every node family, one register function each (all.cpp calls them family by family; ComfyUI's
+// /object_info interleaves some families, so the order of classes differs slightly). Adding a
+// family means one line here and in all.cpp.
 #pragma once
 #include "graph/registry.h"
 

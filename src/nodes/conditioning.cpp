@@ -8,6 +8,7 @@
 #include "graph/execution_context.h"
 #include "models/conditioning.h"
 #include "nodes/all.h"
+#include "nodes/node_common.h"
 #include "nodes/torch_errors.h"
 
 namespace comfy {
@@ -117,8 +118,8 @@ NodeDef ConditioningConcat() {
 }
 
 NodeDef ConditioningSetArea() {
-  const json px = {{"default", 64}, {"min", 64}, {"max", 16384}, {"step", 8}};
-  const json pos = {{"default", 0}, {"min", 0}, {"max", 16384}, {"step", 8}};
+  const json px = {{"default", 64}, {"min", 64}, {"max", kMaxResolution}, {"step", 8}};
+  const json pos = {{"default", 0}, {"min", 0}, {"max", kMaxResolution}, {"step", 8}};
   return cond_node("ConditioningSetArea")
       .display_name("Conditioning (Set Area)")
       .input("conditioning", "CONDITIONING")

@@ -20,17 +20,11 @@
 #include "io/png.h"
 #include "models/folder_paths.h"
 #include "nodes/all.h"
+#include "nodes/node_common.h"
 #include "nodes/image_save.h"
 
 namespace comfy {
 namespace {
-
-constexpr int64_t kMaxResolution = 16384;
-
-const FolderPaths& folders(const Services& s) {
-  if (!s.folders) throw ComfyError("RuntimeError", "no folders configured");
-  return *s.folders;
-}
 
 // ---- loading ----
 

@@ -13,12 +13,11 @@
 #include "io/webp.h"
 #include "models/folder_paths.h"
 #include "nodes/all.h"
+#include "nodes/node_common.h"
 #include "nodes/image_save.h"
 
 namespace comfy {
 namespace {
-
-constexpr int64_t kMaxResolution = 16384;
 
 NodeDef images_node(const char* name, const char* category) {
   NodeDef def(name);
@@ -100,11 +99,6 @@ Frames frames_of(const NodeInputs& in) {
   for (int64_t b = 0; b < f.images.size(0); ++b) f.pixels.push_back(image_to_u8(f.images[b]));
   for (auto& p : f.pixels) f.pointers.push_back(p.data());
   return f;
-}
-
-const FolderPaths& folders(const Services& s) {
-  if (!s.folders) throw ComfyError("RuntimeError", "no folders configured");
-  return *s.folders;
 }
 
 std::string numbered(const std::string& filename, int counter, const char* ext) {

@@ -25,13 +25,12 @@
 #include "models/folder_paths.h"
 #include "models/latent.h"
 #include "nodes/all.h"
+#include "nodes/node_common.h"
 #include "nodes/image_save.h"
 #include "nodes/torch_errors.h"
 
 namespace comfy {
 namespace {
-
-constexpr int64_t kMaxResolution = 16384;  // nodes.MAX_RESOLUTION
 
 const Latent& latent_in(const NodeInputs& in, const char* name) { return latent_of(in[name]); }
 NodeOutput one(Latent l) { return NodeOutput({latent_value(std::move(l))}); }
@@ -342,11 +341,6 @@ NodeDef LatentCrop() {
 }
 
 // ---- SaveLatent / LoadLatent ----
-
-const FolderPaths& folders(const Services& s) {
-  if (!s.folders) throw ComfyError("RuntimeError", "no folders configured");
-  return *s.folders;
-}
 
 NodeDef SaveLatent() {
   return NodeDef("SaveLatent")

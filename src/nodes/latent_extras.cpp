@@ -9,12 +9,11 @@
 #include "graph/execution_context.h"
 #include "models/latent.h"
 #include "nodes/all.h"
+#include "nodes/node_common.h"
 #include "nodes/torch_errors.h"
 
 namespace comfy {
 namespace {
-
-constexpr int64_t kMaxResolution = 16384;  // nodes.MAX_RESOLUTION
 
 const Latent& latent_in(const NodeInputs& in, const char* name) { return latent_of(in[name]); }
 NodeOutput one(Latent l) { return NodeOutput({latent_value(std::move(l))}); }

@@ -8,12 +8,11 @@
 #include "core/tensor_utils.h"
 #include "graph/execution_context.h"
 #include "nodes/all.h"
+#include "nodes/node_common.h"
 #include "nodes/torch_errors.h"
 
 namespace comfy {
 namespace {
-
-constexpr int64_t kMaxResolution = 16384;  // nodes.MAX_RESOLUTION
 
 json int_opts(int64_t def, int64_t min, int64_t max) {
   return {{"default", def}, {"min", min}, {"max", max}, {"step", 1}};
