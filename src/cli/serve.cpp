@@ -85,6 +85,8 @@ int serve_command(ServeArgs& args, int argc, char** argv) {
   try {
     app = std::make_unique<AppState>(args.dirs);
     app->services.options.disable_metadata = args.disable_metadata;
+    app->services.options.preview_method = args.preview_method;
+    app->services.options.preview_size = args.preview_size;
     srv = std::make_unique<server::Server>(options, app->registry, app->services, *app->folders);
     srv->start();
   } catch (const std::exception& e) {

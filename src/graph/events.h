@@ -11,6 +11,11 @@ class EventSink {
  public:
   virtual ~EventSink() = default;
   virtual void send(const std::string& type, const json& data, const std::string& sid) = 0;
+  // A sampler preview picture (JPEG, or PNG when `png`): the server sends it as a binary frame,
+  // with `metadata` (node_id, prompt_id, ...) to clients that announced supports_preview_metadata.
+  virtual void send_preview(const std::string& image, bool png, const json& metadata, const std::string& sid) {
+    (void)image, (void)png, (void)metadata, (void)sid;
+  }
 };
 
 // Milliseconds since the epoch, as ComfyUI stamps its messages.

@@ -14,6 +14,7 @@ namespace comfy {
 class ExecutionContext {
  public:
   using ProgressFn = std::function<void(double value, double total)>;
+  using PreviewFn = std::function<void(const std::string& jpeg)>;
 
   ExecutionContext(const Services& services, std::string prompt_id, std::string node_id,
                    const std::atomic<bool>* interrupt, ProgressFn progress,
@@ -29,6 +30,19 @@ class ExecutionContext {
   void check_interrupt() const;
   // Reports progress (and checks for an interrupt first, as ComfyUI's progress hook does).
   void progress(double value, double total) const;
+
+  // Sampler previews: the method this prompt asked for ("none", "auto", "latent2rgb", "taesd"),
+  // the longest side of a preview, and where a preview picture (JPEG bytes) goes. The executor
+  // sets them; a context without them previews nothing.
+  void set_preview(std::string method, int size, PreviewFn fn) {
+    preview_method_ = std::move(method), preview_size_ = size, preview_ = std::move(fn);
+  }
+  const std::string& preview_method() const { return preview_method_; }
+  int preview_size() const { return preview_size_; }
+  bool wants_preview() const { return preview_ && preview_method_ != "none"; }
+  void preview(const std::string& jpeg) const {
+    if (preview_) preview_(jpeg);
+  }
 
   // State kept for this node id and class across prompts: ComfyUI's objects cache, where a node
   // instance lives as long as the same id keeps the same class (PreviewImage's random file
@@ -48,6 +62,9 @@ class ExecutionContext {
   ProgressFn progress_;
   std::shared_ptr<void>* node_state_;
   std::shared_ptr<void> own_state_;
+  std::string preview_method_ = "none";
+  int preview_size_ = 512;
+  PreviewFn preview_;
 };
 
 }  // namespace comfy

@@ -56,6 +56,12 @@ class Executor::Run {
       : ex_(ex), prompt_(prompt), prompt_id_(std::move(prompt_id)), extra_data_(extra_data) {
     if (extra_data.contains("client_id") && extra_data["client_id"].is_string())
       client_ = extra_data["client_id"].get<std::string>();
+    // latent_preview.set_preview_method: a known method in extra_data wins over --preview-method.
+    preview_method_ = ex.services_.options.preview_method;
+    if (auto it = extra_data.find("preview_method"); it != extra_data.end() && it->is_string()) {
+      std::string m = it->get<std::string>();
+      if (m == "none" || m == "auto" || m == "latent2rgb" || m == "taesd") preview_method_ = m;
+    }
   }
 
   ExecutionResult run(const std::vector<std::string>& outputs);
@@ -93,6 +99,7 @@ class Executor::Run {
   std::string client_;
   ExecutionResult result_;
   json progress_nodes_ = json::object();
+  std::string preview_method_;
   std::map<std::string, std::vector<std::vector<Value>>> outputs_;  // this run's node outputs
   std::vector<std::string> executed_;
   std::vector<std::string> cached_at_start_;
@@ -243,6 +250,12 @@ NodeState Executor::Run::execute_node(const std::string& id, ExecutionList& list
           send("progress", json{{"value", value}, {"max", total}, {"prompt_id", prompt_id_}, {"node", id}});
         },
         state);
+    ctx.set_preview(preview_method_, ex_.services_.options.preview_size, [&, id](const std::string& jpeg) {
+      if (!ex_.sink_) return;
+      json metadata = {{"node_id", id},          {"prompt_id", prompt_id_}, {"display_node_id", id},
+                       {"parent_node_id", nullptr}, {"real_node_id", id}};
+      ex_.sink_->send_preview(jpeg, false, metadata, client_);
+    });
 
     if (def.check_lazy_status) {
       std::vector<std::vector<std::string>> wanted;

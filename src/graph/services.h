@@ -14,6 +14,10 @@ class ModelCache;
 
 struct ServiceOptions {
   bool disable_metadata = false;  // --disable-metadata: SaveImage writes no prompt/workflow chunks
+  // --preview-method (none, auto, latent2rgb, taesd) and --preview-size: the sampler previews a
+  // prompt gets unless its extra_data names another method (latent_preview.set_preview_method).
+  std::string preview_method = "none";
+  int preview_size = 512;
 };
 
 struct Services {

@@ -2,7 +2,9 @@
 
 #include <jpeglib.h>
 
+#include <algorithm>
 #include <csetjmp>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 
@@ -100,6 +102,32 @@ DecodedImage decode_jpeg(const std::vector<uint8_t>& bytes, const std::string& w
   jpeg_destroy_decompress(&cinfo);
   img.frames.push_back(std::move(f));
   return img;
+}
+
+std::string encode_jpeg(const uint8_t* rgb, uint32_t width, uint32_t height, int quality) {
+  jpeg_compress_struct cinfo;
+  jpeg_error_mgr jerr;
+  cinfo.err = jpeg_std_error(&jerr);
+  jpeg_create_compress(&cinfo);
+  unsigned char* mem = nullptr;
+  unsigned long size = 0;
+  jpeg_mem_dest(&cinfo, &mem, &size);
+  cinfo.image_width = width;
+  cinfo.image_height = height;
+  cinfo.input_components = 3;
+  cinfo.in_color_space = JCS_RGB;
+  jpeg_set_defaults(&cinfo);
+  jpeg_set_quality(&cinfo, std::clamp(quality, 1, 100), TRUE);
+  jpeg_start_compress(&cinfo, TRUE);
+  while (cinfo.next_scanline < cinfo.image_height) {
+    JSAMPROW row = const_cast<JSAMPROW>(rgb + static_cast<size_t>(cinfo.next_scanline) * width * 3);
+    jpeg_write_scanlines(&cinfo, &row, 1);
+  }
+  jpeg_finish_compress(&cinfo);
+  std::string out(reinterpret_cast<char*>(mem), size);
+  jpeg_destroy_compress(&cinfo);
+  std::free(mem);
+  return out;
 }
 
 }  // namespace comfy::io

@@ -12,5 +12,8 @@ namespace comfy::io {
 
 bool is_jpeg(const std::vector<uint8_t>& bytes);
 DecodedImage decode_jpeg(const std::vector<uint8_t>& bytes, const std::string& what);
+// Baseline JPEG of 8-bit RGB pixels (rows top to bottom), libjpeg's defaults at `quality`
+// (Pillow's save(format="JPEG", quality=...) makes the same choices: 4:2:0, islow DCT).
+std::string encode_jpeg(const uint8_t* rgb, uint32_t width, uint32_t height, int quality);
 
 }  // namespace comfy::io

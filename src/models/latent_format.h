@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 
 #include <array>
+#include <string>
 #include <vector>
 
 namespace comfy {
@@ -15,6 +16,8 @@ struct LatentFormat {
   // [latent_channels][3] and [3]: rgb = latent · factors + bias (ComfyUI's Latent2RGB preview).
   std::vector<std::array<double, 3>> latent_rgb_factors;
   std::array<double, 3> latent_rgb_factors_bias{0, 0, 0};
+  // The TAESD decoder that previews this family (a file in models/vae_approx starting with it).
+  std::string taesd_decoder_name = "taesd_decoder";
 
   at::Tensor process_in(const at::Tensor& latent) const {
     return shift_factor == 0.0 ? latent * scale_factor : (latent - shift_factor) * scale_factor;

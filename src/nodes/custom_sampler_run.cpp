@@ -7,6 +7,7 @@
 #include "models/conditioning.h"
 #include "models/latent.h"
 #include "nodes/custom_sampler.h"
+#include "nodes/latent_preview.h"
 #include "nodes/sampling_common.h"
 #include "sampling/cfg_guider.h"
 #include "sampling/guiders.h"
@@ -44,9 +45,10 @@ NodeOutput sample_custom(ExecutionContext& ctx, const Guider& guider, const Nois
   run.seed = seed;
   int64_t total = sigmas.size(-1) - 1;
   at::Tensor x0;
+  LatentPreviewer previewer = get_previewer(ctx, guider.model().latent_format);
   run.callback = [&](const SamplerStep& s) {
     x0 = s.denoised;  // latent_preview.prepare_callback's x0_output
-    ctx.progress(static_cast<double>(s.i + 1), static_cast<double>(total));
+    report_step(ctx, previewer, s.i + 1, total, s.denoised);
   };
   Latent out = latent;
   out.samples = guider.sample(initial, latent.samples, sampler, sigmas, latent.noise_mask, run);

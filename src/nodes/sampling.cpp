@@ -5,6 +5,7 @@
 #include "models/diffusion_model.h"
 #include "models/latent.h"
 #include "nodes/all.h"
+#include "nodes/latent_preview.h"
 #include "nodes/sampling_common.h"
 #include "sampling/ksampler.h"
 #include "sampling/sampler.h"
@@ -30,10 +31,12 @@ NodeOutput run_ksampler(ExecutionContext& ctx, const NodeInputs& in, KSamplerArg
   args.cfg = in.get_float("cfg");
   args.sampler_name = in.get_string("sampler_name");
   args.scheduler = in.get_string("scheduler");
-  args.progress = [&ctx](int64_t value, int64_t total) {
-    ctx.progress(static_cast<double>(value), static_cast<double>(total));
+  std::shared_ptr<const DiffusionModel> model = model_ptr(in["model"]);
+  LatentPreviewer previewer = get_previewer(ctx, model->latent_format);
+  args.progress = [&ctx, &previewer](int64_t value, int64_t total, const at::Tensor& x0) {
+    report_step(ctx, previewer, value, total, x0);
   };
-  Latent out = common_ksampler(model_ptr(in["model"]), conditioning_of(in["positive"]),
+  Latent out = common_ksampler(model, conditioning_of(in["positive"]),
                                conditioning_of(in["negative"]), latent_of(in["latent_image"]), args);
   return NodeOutput({latent_value(std::move(out))});
 }

@@ -46,7 +46,7 @@ Latent common_ksampler(std::shared_ptr<const DiffusionModel> model, const Condit
   run.seed = args.seed;
   int64_t total = sigmas.size(0) - 1;
   if (args.progress)
-    run.callback = [&](const SamplerStep& s) { args.progress(s.i + 1, total); };
+    run.callback = [&](const SamplerStep& s) { args.progress(s.i + 1, total, s.denoised); };
   out.samples = guider.sample(noise, latent_image, *sampler, sigmas, latent.noise_mask, run);
   return out;
 }

@@ -30,8 +30,9 @@ struct KSamplerArgs {
   bool disable_noise = false;
   std::optional<int64_t> start_step, last_step;
   bool force_full_denoise = false;
-  // Called after each step with (step + 1, total steps); may throw InterruptedError.
-  std::function<void(int64_t, int64_t)> progress;
+  // Called after each step with (step + 1, total steps, the step's denoised x0 for previews);
+  // may throw InterruptedError.
+  std::function<void(int64_t, int64_t, const at::Tensor&)> progress;
 };
 
 // nodes.common_ksampler: the sampled LATENT (a copy of `latent` with new samples).

@@ -41,7 +41,7 @@ class WsHub : public EventSink {
   void send_binary(BinaryEvent event, const std::string& payload, const std::string& sid);
   // A preview picture (1 = JPEG, 2 = PNG): type 4 with `metadata` to clients that announced
   // supports_preview_metadata, type 1 to the others (spec 2.4).
-  void send_preview(const std::string& image, bool png, const json& metadata, const std::string& sid);
+  void send_preview(const std::string& image, bool png, const json& metadata, const std::string& sid) override;
 
   bool supports_preview_metadata(const std::string& sid) const;
   size_t client_count() const;
