@@ -5,6 +5,7 @@ namespace comfy {
 void register_all_nodes(Registry& r) {
   register_sampling(r);
   register_loaders(r);
+  register_lora(r);
   register_image(r);
   register_vae(r);
   register_latent(r);

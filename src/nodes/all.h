@@ -7,6 +7,7 @@
 namespace comfy {
 
 void register_loaders(Registry& r);
+void register_lora(Registry& r);
 void register_image(Registry& r);
 void register_post_processing(Registry& r);
 void register_mask(Registry& r);
