@@ -23,6 +23,9 @@ void register_custom_sampler(Registry& r);
 
 void register_vae(Registry& r);
 void register_latent(Registry& r);
+void register_model_merging(Registry& r);
+void register_model_saving(Registry& r);
+void register_loaders_extra(Registry& r);
 
 void register_all_nodes(Registry& r);
 
