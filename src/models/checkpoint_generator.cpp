@@ -235,7 +235,8 @@ CheckpointSpec checkpoint_spec(const std::string& arch, const std::string& size)
     s.vae.ch_mult = {1, 2, 2, 2};
     s.vae.num_res_blocks = 1;
     s.clip.hidden = 64;
-    s.clip.layers = 2;
+    // SD2 encodes with the penultimate layer, and ComfyUI asserts |layer_idx| < layers: 3 layers.
+    s.clip.layers = sd2 ? 3 : 2;
     s.clip.mlp = 256;
   }
   return s;
