@@ -19,6 +19,7 @@ void register_all_nodes(Registry& r) {
   register_clip(r);
   register_conditioning(r);
   register_custom_sampler(r);
+  register_upscale_model(r);
   register_loaders_extra(r);
   register_model_merging(r);
   register_model_saving(r);

@@ -20,6 +20,7 @@ void register_clip(Registry& r);
 void register_conditioning(Registry& r);
 void register_sampling(Registry& r);
 void register_custom_sampler(Registry& r);
+void register_upscale_model(Registry& r);
 
 void register_vae(Registry& r);
 void register_latent(Registry& r);

@@ -1,8 +1,10 @@
 // End-to-end parity with the real ComfyUI: every e2e case of tests/fixtures/reference/manifest.json
 // runs its recorded workflow_api.json through our engine (validation, executor, every node) with
 // the fixture models and inputs and a fresh output folder, then compares each saved .latent and
-// .png with the recorded one under the manifest's tolerance. A case that needs a node we do not
-// have is skipped, naming the node. Run one case: --gtest_filter='*t2i_euler_normal*'.
+// .png with the recorded one under the manifest's tolerance, and each float IMAGE the oracle's
+// OracleSaveImageTensor saved with the IMAGE that reaches the same node here (a test-only node of
+// that name keeps it). A case that needs a node we do not have is skipped, naming the node.
+// Run one case: --gtest_filter='*t2i_euler_normal*'.
 #include <gtest/gtest.h>
 
 #include <c10/core/InferenceMode.h>
@@ -11,6 +13,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 
 #include "graph/executor.h"
@@ -19,6 +22,8 @@
 #include "graph/validation.h"
 #include "io/image.h"
 #include "models/folder_paths.h"
+#include "core/tensor.h"
+#include "graph/execution_context.h"
 #include "nodes/all.h"
 #include "support/safetensors_read.h"
 
@@ -60,6 +65,21 @@ std::string test_name(const std::string& id) {
   return s;
 }
 
+// The oracle's OracleSaveImageTensor, test-only: it keeps the IMAGE it receives, by node id, so
+// the float tensor the oracle saved is compared with ours as it is, not through a PNG.
+using CapturedImages = std::map<std::string, at::Tensor>;
+
+NodeDef oracle_save_image_tensor(std::shared_ptr<CapturedImages> store) {
+  return NodeDef(kOracleNode)
+      .input("images", "IMAGE")
+      .input("filename_prefix", "STRING", json::object())
+      .output_node()
+      .run([store](ExecutionContext& ctx, const NodeInputs& in) {
+        (*store)[ctx.node_id()] = tensor_of(in["images"], "IMAGE").clone();
+        return NodeOutput();
+      });
+}
+
 class NullSink : public EventSink {
  public:
   void send(const std::string&, const json&, const std::string&) override {}
@@ -73,6 +93,7 @@ struct Engine {
   Registry registry;
   NullSink sink;
   Executor executor;
+  std::shared_ptr<CapturedImages> images = std::make_shared<CapturedImages>();
   Engine() : base(make_base()), folders(base), executor(registry, services, &sink) {
     for (const char* f : {"checkpoints", "vae", "loras", "embeddings", "upscale_models"})
       folders.add_model_folder_path(f, kFixtures / "models" / f, true);
@@ -84,6 +105,7 @@ struct Engine {
       return folders.file_fingerprint(folder, name);
     };
     register_all_nodes(registry);
+    registry.add(oracle_save_image_tensor(images));
   }
   ~Engine() {
     std::error_code ec;
@@ -123,15 +145,6 @@ TEST_P(Reference, OutputsMatchComfyUI) {
   c10::InferenceMode guard;
   const json& c = find_case(GetParam());
   json prompt = load_json(kRef / c["files"]["workflow"].get<std::string>());
-  std::set<std::string> dropped;
-  for (auto it = prompt.begin(); it != prompt.end();) {
-    if (it.value()["class_type"] == kOracleNode) {
-      dropped.insert(it.key());
-      it = prompt.erase(it);
-    } else {
-      ++it;
-    }
-  }
 
   Engine engine;
   std::set<std::string> missing;
@@ -154,20 +167,17 @@ TEST_P(Reference, OutputsMatchComfyUI) {
     ASSERT_TRUE(entry) << file << " is not among the case's files";
     std::string node = (*entry)["node"].get<std::string>();
     std::string metric = cmp["metric"].get<std::string>();
-    if (dropped.count(node)) {
-      // The oracle's float IMAGE: what it saved must also be what our SaveImage wrote, up to the
-      // 8-bit truncation (uint8(255*x)), so compare it with our PNG of the same IMAGE.
-      const json* png = nullptr;
-      for (auto& e : c["files"]["images"])
-        if (e["tag"] == (*entry)["tag"]) png = &e;
-      ASSERT_TRUE(png) << "no PNG of the same IMAGE to compare " << file << " with";
-      const json& ui = r.outputs.at((*png)["node"].get<std::string>())["images"];
-      at::Tensor ours = png_pixels(engine.saved(ui.at((*png)["batch_item"].get<size_t>())));
-      at::Tensor ref = read_safetensors_f32((kRef / file).string()).at("image")[(*png)["batch_item"].get<int64_t>()];
-      at::Tensor ref_u8 = (ref * 255).clamp(0, 255).to(at::kLong);
-      double diff = (ours - ref_u8).abs().max().item<double>();
-      std::cout << "  " << file << " (as our PNG): max |diff| " << diff << " u8\n";
-      EXPECT_LE(diff, 2.0) << file;
+    if (prompt.at(node)["class_type"] == kOracleNode) {
+      // The oracle's float IMAGE, compared with the IMAGE our graph gave the same node.
+      ASSERT_EQ(metric, "max_abs") << cmp.dump();
+      auto it = engine.images->find(node);
+      ASSERT_TRUE(it != engine.images->end()) << "node " << node << " received no IMAGE";
+      at::Tensor ours = it->second.to(at::kFloat);
+      at::Tensor ref = read_safetensors_f32((kRef / file).string()).at(cmp["tensor"].get<std::string>());
+      ASSERT_EQ(ours.sizes(), ref.sizes()) << file;
+      double diff = (ours - ref).abs().max().item<double>(), atol = cmp["atol"].get<double>();
+      std::cout << "  " << file << ": max |diff| " << diff << " (atol " << atol << ")\n";
+      EXPECT_LE(diff, atol) << file;
       continue;
     }
     ASSERT_TRUE(r.outputs.contains(node)) << "node " << node << " saved nothing";
