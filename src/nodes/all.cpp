@@ -18,6 +18,8 @@ void register_all_nodes(Registry& r) {
   register_logic(r);
   register_clip(r);
   register_conditioning(r);
+  register_controlnet(r);
+  register_canny(r);
   register_custom_sampler(r);
   register_upscale_model(r);
   register_loaders_extra(r);

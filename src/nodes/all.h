@@ -18,6 +18,8 @@ void register_string(Registry& r);
 void register_logic(Registry& r);
 void register_clip(Registry& r);
 void register_conditioning(Registry& r);
+void register_controlnet(Registry& r);
+void register_canny(Registry& r);
 void register_sampling(Registry& r);
 void register_custom_sampler(Registry& r);
 void register_upscale_model(Registry& r);

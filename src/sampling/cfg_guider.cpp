@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/tensor_utils.h"
+#include "models/controlnet_model.h"
 
 namespace comfy {
 namespace {
@@ -162,8 +163,13 @@ std::vector<at::Tensor> calc_cond_batch(const ModelApply& apply, const std::vect
     if (!crossattn.empty()) mc.c_crossattn = crossattn_cat(crossattn);
     if (!concat.empty()) mc.c_concat = at::cat(concat);
     if (!ys.empty()) mc.y = at::cat(ys);
-    // ControlNets (issue 7) hang a UNetControl here; nothing sets one yet.
     at::Tensor timestep = at::cat(std::vector<at::Tensor>(static_cast<size_t>(chunks), sigma));
+    // The batch's ControlNet chain (one for all: can_concat compares them) gives the residuals.
+    std::optional<UNetControl> control;
+    if (const auto* pc = dynamic_cast<const PreparedControl*>(batch.back().control)) {
+      control = pc->get_control(input_x, timestep, mc, chunks);
+      if (control) mc.control = &*control;
+    }
     std::vector<at::Tensor> output = apply(input_x, timestep, mc).chunk(chunks);
 
     for (int64_t o = 0; o < chunks; ++o) {

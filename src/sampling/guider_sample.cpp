@@ -1,11 +1,14 @@
 // The per-run half of comfy/samplers.py: process_conds (resolve_areas_and_cond_masks_multidim,
 // calculate_start_end_timesteps, encode_model_conds with BaseModel.extra_conds/concat_cond,
-// create_cond_with_same_area_if_none) and CFGGuider.sample/outer_sample/inner_sample.
+// create_cond_with_same_area_if_none, pre_run_control with the ControlNet uncond filling) and
+// CFGGuider.sample/outer_sample/inner_sample.
 #include <algorithm>
 #include <cmath>
+#include <map>
 
 #include "core/error.h"
 #include "core/upscale.h"
+#include "models/controlnet_model.h"
 #include "sampling/cfg_guider.h"
 
 namespace comfy {
@@ -156,6 +159,55 @@ at::Tensor reshape_mask(const at::Tensor& mask, at::IntArrayRef shape) {
   return m;
 }
 
+// pre_run_control: every ControlNet chain bound to the model's sampling, one PreparedControl per
+// distinct chain (entries that shared a ControlNet keep sharing one, so they still batch); then
+// apply_empty_x_to_equal_area for 'control': the positive's ControlNets marked
+// control_apply_to_uncond go onto the other lists' area-less entries, unless one already has one.
+void pre_run_control(const DiffusionModel& model, std::vector<std::pair<std::string, SamplingConds>>& conds) {
+  std::map<const Object*, std::shared_ptr<const Object>> prepared;
+  for (auto& [name, list] : conds) {
+    for (SamplingCond& c : list) {
+      if (!c.control) continue;
+      auto it = prepared.find(c.control.get());
+      if (it == prepared.end()) {
+        auto cn = std::dynamic_pointer_cast<const ControlNet>(c.control);
+        if (!cn) throw ComfyError("TypeError", "conditioning 'control' is not a CONTROL_NET");
+        cn->check_compatible(model);
+        it = prepared.emplace(c.control.get(), std::make_shared<const PreparedControl>(cn, model.sampling)).first;
+      }
+      c.control = it->second;
+    }
+  }
+  const SamplingConds* positive = nullptr;
+  for (auto& [name, list] : conds)
+    if (name == "positive") positive = &list;
+  if (!positive) return;
+  std::vector<std::shared_ptr<const Object>> cond_cnets;
+  for (const SamplingCond& c : *positive)
+    if (c.options.control_apply_to_uncond.value_or(false) && !c.area && c.control) cond_cnets.push_back(c.control);
+  for (auto& [name, list] : conds) {
+    if (name == "positive") continue;
+    std::vector<size_t> other;
+    bool has_cnet = false;
+    for (size_t i = 0; i < list.size(); ++i) {
+      if (list[i].area) continue;
+      if (list[i].control)
+        has_cnet = true;
+      else
+        other.push_back(i);
+    }
+    if (has_cnet || cond_cnets.empty()) continue;
+    if (other.empty()) throw ComfyError("ZeroDivisionError", "integer modulo by zero");
+    const SamplingConds original = list;
+    for (size_t x = 0; x < cond_cnets.size(); ++x) {
+      const size_t idx = other[x % other.size()];
+      SamplingCond n = original[idx];
+      n.control = cond_cnets[x];
+      list[idx] = std::move(n);
+    }
+  }
+}
+
 }  // namespace
 
 std::vector<std::pair<std::string, SamplingConds>> process_conds(
@@ -187,7 +239,7 @@ std::vector<std::pair<std::string, SamplingConds>> process_conds(
     for (size_t i = 0; i < out[k].second.size(); ++i)
       for (size_t kk = 0; kk < out.size(); ++kk)
         if (k != kk) add_same_area(out[kk].second, SamplingCond(out[k].second[i]));
-  // pre_run_control and the ControlNet/GLIGEN uncond filling belong to issue 7.
+  pre_run_control(model, out);
   return out;
 }
 
