@@ -8,6 +8,7 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "server/handlers/static_files.h"
 #include "server/server.h"
 
 namespace comfy {
@@ -22,7 +23,7 @@ void ServeArgs::add_to(CLI::App& app) {
   cors_opt = app.add_option("--enable-cors-header", cors,
                             "Send CORS headers for ORIGIN (the flag alone: '*') instead of the origin check.")
                  ->expected(0, 1);
-  app.add_option("--max-upload-size", max_upload_size, "Largest request body, in MB (default 100).");
+  max_upload_size_opt = app.add_option("--max-upload-size", max_upload_size, "Largest request body, in MB (default 100).");
   app.add_option("--preview-method", preview_method, "Sampler previews: none, auto, latent2rgb, taesd.")
       ->check(CLI::IsMember({"none", "auto", "latent2rgb", "taesd"}));
   app.add_option("--preview-size", preview_size, "Longest side of a preview picture (default 512).");
@@ -30,6 +31,8 @@ void ServeArgs::add_to(CLI::App& app) {
       ->check(CLI::IsMember({"md5", "sha1", "sha256", "sha512"}));
   app.add_option("--tls-keyfile", tls_keyfile, "TLS key file (not supported yet).");
   app.add_option("--tls-certfile", tls_certfile, "TLS certificate file (not supported yet).");
+  app.add_option("--front-end-root", front_end_root,
+                 "Folder of the web UI to serve at / (default: web/dist next to the binary or the source tree).");
   app.add_flag("--cpu", cpu, "Run everything on the CPU.");
   app.add_flag("--disable-metadata", disable_metadata, "Save no prompt/workflow metadata in files.");
   app.add_flag("--dont-print-server", dont_print_server, "Do not print the server address.");
@@ -48,7 +51,9 @@ int serve_command(ServeArgs& args, int argc, char** argv) {
   server::ServerOptions options;
   if (args.listen_opt->count() > 0) {
     options.listen.clear();
-    std::string spec = args.listen.empty() ? "0.0.0.0,::" : args.listen.front();
+    // The flag alone: CLI11 leaves no value or one empty value.
+    bool alone = args.listen.empty() || args.listen.front().empty();
+    std::string spec = alone ? "0.0.0.0,::" : args.listen.front();
     size_t start = 0;
     while (start <= spec.size()) {
       size_t comma = spec.find(',', start);
@@ -58,13 +63,19 @@ int serve_command(ServeArgs& args, int argc, char** argv) {
       start = comma + 1;
     }
   }
+  if (options.listen.empty()) {
+    spdlog::error("--listen: no address in '{}'", args.listen.empty() ? "" : args.listen.front());
+    return 1;
+  }
   if (args.port < 0 || args.port > 65535) {
     spdlog::error("--port must be between 0 and 65535");
     return 1;
   }
   options.port = static_cast<uint16_t>(args.port);
-  if (args.cors_opt->count() > 0) options.cors_origin = args.cors.empty() ? "*" : args.cors.front();
+  if (args.cors_opt->count() > 0)
+    options.cors_origin = args.cors.empty() || args.cors.front().empty() ? "*" : args.cors.front();
   options.max_upload_size_mb = args.max_upload_size;
+  options.max_upload_size_given = args.max_upload_size_opt->count() > 0;
   options.multi_user = args.multi_user;
   options.dont_print_server = args.dont_print_server;
   options.preview_method = args.preview_method;
@@ -72,6 +83,13 @@ int serve_command(ServeArgs& args, int argc, char** argv) {
   options.hashing_function = args.hashing;
   options.cpu = args.cpu;
   options.argv.assign(argv, argv + argc);
+  if (!args.front_end_root.empty()) {
+    if (!std::filesystem::is_regular_file(std::filesystem::path(args.front_end_root) / "index.html")) {
+      spdlog::error("--front-end-root {}: no index.html in that folder", args.front_end_root);
+      return 1;
+    }
+    server::set_front_end_root(std::filesystem::absolute(args.front_end_root));
+  }
 
   // Signals are taken by sigwait below: block them before any thread starts.
   sigset_t signals;

@@ -1,7 +1,11 @@
 // What every route handler works with: the long-lived objects the Server owns, by reference.
 #pragma once
+#include <chrono>
+#include <condition_variable>
 #include <deque>
+#include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "graph/executor.h"
@@ -28,6 +32,27 @@ class LogBuffer {
   std::deque<std::pair<std::string, std::string>> entries_;
 };
 
+// Holds back the start of a prompt until the POST /prompt answer that queued it has been written,
+// and a little longer. Clients such as @stable-canvas/comfyui-client listen for a prompt's events
+// only once they have read and parsed that answer; ComfyUI's single event loop and its worker's
+// wake-up leave that time, and a cached prompt that ran at once would otherwise finish before the
+// client listens (it then waits for its `executed` until it times out).
+class ResponseGate {
+ public:
+  static constexpr std::chrono::milliseconds kGrace{30};
+  void hold(const std::string& prompt_id);
+  void release(const std::string& prompt_id);  // the answer is written (or could not be)
+  // Returns kGrace after `prompt_id` was released, at once when it is not held, or after `limit`
+  // (a lost answer never blocks a prompt).
+  void wait(const std::string& prompt_id, std::chrono::milliseconds limit);
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable released_;
+  // prompt_id -> when its answer was written (nullopt: not yet)
+  std::map<std::string, std::optional<std::chrono::steady_clock::time_point>> held_;
+};
+
 struct Context {
   const ServerOptions& options;
   const Registry& registry;
@@ -37,6 +62,7 @@ struct Context {
   Executor& executor;
   WsHub& hub;
   LogBuffer& logs;
+  ResponseGate& response_gate;       // POST /prompt answers not yet written
   std::recursive_mutex users_mutex;  // users.json and settings files
 
   json queue_info() const;  // {"exec_info": {"queue_remaining": N}}

@@ -217,7 +217,11 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     }
     if (res.websocket) {
       if (!req.is_upgrade) {
-        res = Response::text("400: Bad Request\n\nNo WebSocket UPGRADE hdr", 400);
+        // aiohttp's words (recorded from ComfyUI 0.8.0), with the Upgrade header's value or None.
+        const std::string* upgrade = req.header("upgrade");
+        res = Response::text("No WebSocket UPGRADE hdr: " + (upgrade ? *upgrade : std::string("None")) +
+                                 "\n Can \"Upgrade\" only to \"WebSocket\".",
+                             400);
       } else {
         stream_.expires_never();
         accept_websocket(hub_, std::move(stream_), parser_->release(), res.websocket_sid);
@@ -238,7 +242,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     out->keep_alive(keep_alive);
     out->prepare_payload();
     stream_.expires_after(std::chrono::seconds(300));
-    bhttp::async_write(stream_, *out, [self = shared_from_this(), out](beast::error_code ec, size_t) {
+    bhttp::async_write(stream_, *out, [self = shared_from_this(), out, sent = std::move(res.on_sent)](
+                                          beast::error_code ec, size_t) {
+      if (sent) sent();
       if (ec || !out->keep_alive()) return self->close();
       self->read();
     });

@@ -41,6 +41,8 @@ struct Response {
   std::vector<std::pair<std::string, std::string>> headers;
   bool websocket = false;  // accept the upgrade and hand the socket to the hub
   std::string websocket_sid;
+  // Called once the answer has been written to the socket (or the write failed).
+  std::function<void()> on_sent;
 
   static Response json_body(const json& value, int status = 200);  // Python json.dumps text
   static Response text(std::string body, int status = 200, std::string content_type = "text/plain; charset=utf-8");

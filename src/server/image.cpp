@@ -1,9 +1,11 @@
 #include "server/image.h"
 
 #include <png.h>
+#include <webp/decode.h>
 #include <webp/encode.h>
 
 #include <algorithm>
+#include <csetjmp>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -97,7 +99,107 @@ bool encode_jpeg(const std::vector<uint8_t>& rgb, uint32_t w, uint32_t h, int qu
   return true;
 }
 
+constexpr uint64_t kMaxUploadPixels = 64ull << 20;
+
+bool starts_with(const std::string& s, size_t offset, const char* magic, size_t n) {
+  return s.size() >= offset + n && std::memcmp(s.data() + offset, magic, n) == 0;
+}
+
+std::string check_png(const std::string& bytes) {
+  png_image image;
+  std::memset(&image, 0, sizeof image);
+  image.version = PNG_IMAGE_VERSION;
+  if (!png_image_begin_read_from_memory(&image, bytes.data(), bytes.size()))
+    return std::string("the PNG cannot be read: ") + image.message;
+  if (static_cast<uint64_t>(image.width) * image.height > kMaxUploadPixels) {
+    png_image_free(&image);
+    return "the PNG is too large (" + std::to_string(image.width) + "x" + std::to_string(image.height) + ")";
+  }
+  image.format = PNG_FORMAT_RGBA;
+  std::vector<uint8_t> pixels(PNG_IMAGE_SIZE(image));
+  if (!png_image_finish_read(&image, nullptr, pixels.data(), 0, nullptr)) {
+    std::string message = image.message;
+    png_image_free(&image);
+    return "the PNG is corrupt: " + message;
+  }
+  return "";
+}
+
+struct JpegError {
+  jpeg_error_mgr mgr;
+  std::jmp_buf jump;
+  char message[JMSG_LENGTH_MAX];
+};
+
+std::string check_jpeg(const std::string& bytes) {
+  jpeg_decompress_struct cinfo;
+  JpegError err;
+  cinfo.err = jpeg_std_error(&err.mgr);
+  err.mgr.error_exit = [](j_common_ptr c) {
+    auto* e = reinterpret_cast<JpegError*>(c->err);
+    e->mgr.format_message(c, e->message);
+    std::longjmp(e->jump, 1);
+  };
+  err.mgr.emit_message = [](j_common_ptr, int) {};
+  jpeg_create_decompress(&cinfo);
+  std::vector<uint8_t> row;
+  if (setjmp(err.jump)) {
+    jpeg_destroy_decompress(&cinfo);
+    return std::string("the JPEG is corrupt: ") + err.message;
+  }
+  jpeg_mem_src(&cinfo, reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
+  jpeg_read_header(&cinfo, TRUE);
+  if (static_cast<uint64_t>(cinfo.image_width) * cinfo.image_height > kMaxUploadPixels) {
+    jpeg_destroy_decompress(&cinfo);
+    return "the JPEG is too large";
+  }
+  jpeg_start_decompress(&cinfo);
+  row.resize(static_cast<size_t>(cinfo.output_width) * cinfo.output_components);
+  while (cinfo.output_scanline < cinfo.output_height) {
+    JSAMPROW p = row.data();
+    jpeg_read_scanlines(&cinfo, &p, 1);
+  }
+  jpeg_finish_decompress(&cinfo);
+  jpeg_destroy_decompress(&cinfo);
+  return "";
+}
+
+std::string check_webp(const std::string& bytes) {
+  auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
+  WebPBitstreamFeatures features;
+  if (WebPGetFeatures(data, bytes.size(), &features) != VP8_STATUS_OK) return "the WebP cannot be read";
+  if (features.has_animation) return "";  // animated WebP: the header is enough
+  if (static_cast<uint64_t>(features.width) * features.height > kMaxUploadPixels) return "the WebP is too large";
+  int w = 0, h = 0;
+  uint8_t* pixels = WebPDecodeRGBA(data, bytes.size(), &w, &h);
+  if (!pixels) return "the WebP is corrupt";
+  WebPFree(pixels);
+  return "";
+}
+
 }  // namespace
+
+std::string upload_refusal(const std::string& bytes) {
+  if (starts_with(bytes, 0, "\x89PNG\r\n\x1a\n", 8)) return check_png(bytes);
+  if (starts_with(bytes, 0, "\xff\xd8\xff", 3)) return check_jpeg(bytes);
+  if (starts_with(bytes, 0, "RIFF", 4) && starts_with(bytes, 8, "WEBP", 4)) return check_webp(bytes);
+  // Recognised by signature: other pictures, and the media the web UI uploads here too.
+  static const struct {
+    size_t offset;
+    const char* magic;
+    size_t size;
+  } kKnown[] = {
+      {0, "GIF87a", 6}, {0, "GIF89a", 6}, {0, "BM", 2}, {0, "II*\0", 4}, {0, "MM\0*", 4},  // pictures
+      {8, "WAVE", 4}, {8, "AVI ", 4}, {0, "ID3", 3}, {0, "fLaC", 4}, {0, "OggS", 4},       // audio, AVI
+      {4, "ftyp", 4}, {0, "\x1a\x45\xdf\xa3", 4},                                           // MP4/MOV/M4A, WebM/MKV
+      {0, "glTF", 4},                                                                      // GLB
+  };
+  for (auto& k : kKnown)
+    if (starts_with(bytes, k.offset, k.magic, k.size)) return "";
+  if (bytes.size() >= 2 && static_cast<uint8_t>(bytes[0]) == 0xff && (static_cast<uint8_t>(bytes[1]) & 0xe0) == 0xe0)
+    return "";  // an MPEG audio frame (MP3 without ID3)
+  return "the file is not a picture, audio or video file this server accepts";
+}
 
 bool extract_channel(const std::string& png, bool alpha, std::string& out, std::string& error) {
   Rgba img;

@@ -15,4 +15,10 @@ bool encode_preview(const std::string& png, const std::string& format, int quali
 bool merge_mask_alpha(const std::string& original_png, const std::string& mask_png, std::string& out,
                       std::string& error);
 
+// Why an /upload/image body must be refused, or "" when it may be stored: PNG, JPEG and WebP must
+// decode whole (header, then every row, up to 64 M pixels); GIF, BMP and TIFF pictures and the
+// audio, video and 3D files the web UI also uploads through this route are recognised by their
+// signature. Anything else (HTML, scripts, SVG, archives, text) is refused.
+std::string upload_refusal(const std::string& bytes);
+
 }  // namespace comfy::server

@@ -13,12 +13,13 @@
 #include <spdlog/spdlog.h>
 
 #include "server/handlers/handlers.h"
+#include "server/handlers/static_files.h"
 
 namespace comfy::server {
 
 Router::Router(Context& ctx) : ctx_(ctx) {
   add("GET", "/ws", get_ws);
-  add("GET", "/", get_root, false);
+  add("GET", "/", get_front_end_index, false);  // the web UI (static_files.cpp)
   add("GET", "/embeddings", get_embeddings);
   add("GET", "/models", get_models);
   add("GET", "/models/{folder}", get_models_folder);
@@ -68,6 +69,8 @@ Router::Router(Context& ctx) : ctx_(ctx) {
   add("PATCH", "/internal/logs/subscribe", patch_internal_logs_subscribe, false);
   add("GET", "/internal/folder_paths", get_internal_folder_paths, false);
   add("GET", "/internal/files/{directory_type}", get_internal_files, false);
+  // Last: the web UI's files, for paths no API route claims.
+  add("GET", "/{path:.*}", get_front_end_file, false);
 }
 
 namespace {

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <ctime>
 #include <filesystem>
+#include <thread>
 
 #include "graph/executor.h"
 #include "graph/prompt_queue.h"
@@ -28,8 +29,43 @@ json Context::queue_info() const {
 
 json Context::features() const {
   return json{{"supports_preview_metadata", true},
-              {"max_upload_size", options.max_upload_size_mb * 1024.0 * 1024.0},
+              {"max_upload_size", options.max_upload_size_given
+                                      ? json(options.max_upload_size_mb * 1024.0 * 1024.0)
+                                      : json(std::llround(options.max_upload_size_mb * 1024.0 * 1024.0))},
               {"extension", {{"manager", {{"supports_v4", true}}}}}};
+}
+
+void ResponseGate::hold(const std::string& prompt_id) {
+  std::lock_guard lock(mutex_);
+  // Prompts deleted from the queue never start: forget answers written long ago.
+  auto old = std::chrono::steady_clock::now() - std::chrono::minutes(1);
+  std::erase_if(held_, [&](const auto& entry) { return entry.second && *entry.second < old; });
+  held_[prompt_id] = std::nullopt;
+}
+
+void ResponseGate::release(const std::string& prompt_id) {
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = held_.find(prompt_id); it != held_.end()) it->second = std::chrono::steady_clock::now();
+  }
+  released_.notify_all();
+}
+
+void ResponseGate::wait(const std::string& prompt_id, std::chrono::milliseconds limit) {
+  std::optional<std::chrono::steady_clock::time_point> written;
+  {
+    std::unique_lock lock(mutex_);
+    auto held = [&] {
+      auto it = held_.find(prompt_id);
+      return it != held_.end() && !it->second;
+    };
+    released_.wait_for(lock, limit, [&] { return !held(); });
+    if (auto it = held_.find(prompt_id); it != held_.end()) {
+      written = it->second;
+      held_.erase(it);
+    }
+  }
+  if (written) std::this_thread::sleep_until(*written + kGrace);
 }
 
 void LogBuffer::add(std::string time, std::string message) {
@@ -78,6 +114,25 @@ class LogBufferSink : public spdlog::sinks::base_sink<std::mutex> {
   LogBuffer& buffer_;
 };
 
+// The executor's events go to the hub through this: a prompt's execution_start waits for the
+// POST /prompt answer that queued it (see ResponseGate).
+class GatedSink : public EventSink {
+ public:
+  GatedSink(EventSink& inner, ResponseGate& gate) : inner_(inner), gate_(gate) {}
+  void send(const std::string& type, const json& data, const std::string& sid) override {
+    if (type == "execution_start" && data.contains("prompt_id") && data["prompt_id"].is_string())
+      gate_.wait(data["prompt_id"].get<std::string>(), std::chrono::seconds(2));
+    inner_.send(type, data, sid);
+  }
+  void send_preview(const std::string& image, bool png, const json& metadata, const std::string& sid) override {
+    inner_.send_preview(image, png, metadata, sid);
+  }
+
+ private:
+  EventSink& inner_;
+  ResponseGate& gate_;
+};
+
 }  // namespace
 
 // ---- Server -----------------------------------------------------------------------------------
@@ -88,10 +143,12 @@ struct Server::Impl {
   Services& services;
   FolderPaths& folders;
   LogBuffer logs;
+  ResponseGate response_gate;
   std::shared_ptr<LogBufferSink> log_sink;
   std::unique_ptr<QueueStore> store;
   std::unique_ptr<WsHub> hub;
   std::unique_ptr<PromptQueue> queue;
+  std::unique_ptr<GatedSink> executor_sink;
   std::unique_ptr<Executor> executor;
   std::unique_ptr<Context> ctx;
   std::unique_ptr<Router> router;
@@ -129,8 +186,10 @@ uint16_t Server::start() {
   // The hub asks the queue for its size; the queue is built after the hub, so go through Impl.
   s.hub = std::make_unique<WsHub>([&s] { return s.ctx->queue_info(); }, [&s] { return s.ctx->features(); });
   s.queue = std::make_unique<PromptQueue>(*s.store, s.hub.get());
-  s.executor = std::make_unique<Executor>(s.registry, s.services, s.hub.get());
-  s.ctx.reset(new Context{s.options, s.registry, s.services, s.folders, *s.queue, *s.executor, *s.hub, s.logs, {}});
+  s.executor_sink = std::make_unique<GatedSink>(*s.hub, s.response_gate);
+  s.executor = std::make_unique<Executor>(s.registry, s.services, s.executor_sink.get());
+  s.ctx.reset(new Context{s.options, s.registry, s.services, s.folders, *s.queue, *s.executor, *s.hub, s.logs,
+                          s.response_gate, {}});
   s.router = std::make_unique<Router>(*s.ctx);
   uint64_t limit = static_cast<uint64_t>(std::llround(s.options.max_upload_size_mb * 1024 * 1024));
   s.http = std::make_unique<HttpServer>([&s](Request& req) { return s.router->handle(req); }, *s.hub, limit,
@@ -151,9 +210,8 @@ uint16_t Server::start() {
   s.started = true;
   if (!s.options.dont_print_server) {
     for (auto& addr : s.options.listen) {
-      std::string shown = addr;
-      if (addr == "0.0.0.0" || addr == "::") shown = "127.0.0.1";  // ComfyUI prints a reachable address
-      else if (addr.find(':') != std::string::npos) shown = "[" + addr + "]";
+      // As ComfyUI prints it: the address as given, IPv6 in brackets ("0.0.0.0", "[::]").
+      std::string shown = addr.find(':') != std::string::npos ? "[" + addr + "]" : addr;
       spdlog::info("Starting server\n\nTo see the GUI go to: http://{}:{}", shown, s.port);
     }
   }

@@ -28,6 +28,7 @@ struct ServerOptions {
   uint16_t port = 8188;                              // --port (0: ephemeral, for tests)
   std::optional<std::string> cors_origin;            // --enable-cors-header [ORIGIN]
   double max_upload_size_mb = 100;                   // --max-upload-size
+  bool max_upload_size_given = false;                // given: /features shows a float (argparse keeps the default an int)
   bool multi_user = false;                           // --multi-user
   bool dont_print_server = false;                    // --dont-print-server
   bool persist = true;                               // keep queue and history in SQLite

@@ -27,12 +27,18 @@ std::string HttpResult::header(const std::string& lower_name) const {
 
 HttpResult http_request(uint16_t port, const std::string& method, const std::string& target, const std::string& body,
                         const Headers& headers) {
+  return http_request_at("127.0.0.1", port, method, target, body, headers);
+}
+
+HttpResult http_request_at(const std::string& address, uint16_t port, const std::string& method,
+                           const std::string& target, const std::string& body, const Headers& headers) {
   net::io_context ioc;
   beast::tcp_stream stream(ioc);
   stream.expires_after(std::chrono::seconds(30));
-  stream.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+  auto addr = net::ip::make_address(address);
+  stream.connect(tcp::endpoint(addr, port));
   bhttp::request<bhttp::string_body> req(bhttp::string_to_verb(method), target, 11);
-  req.set(bhttp::field::host, "127.0.0.1:" + std::to_string(port));
+  req.set(bhttp::field::host, (addr.is_v6() ? "[" + address + "]" : address) + ":" + std::to_string(port));
   bool has_type = false;
   for (auto& [k, v] : headers) {
     req.set(k, v);

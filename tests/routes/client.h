@@ -30,6 +30,9 @@ using Headers = std::vector<std::pair<std::string, std::string>>;
 
 HttpResult http_request(uint16_t port, const std::string& method, const std::string& target,
                         const std::string& body = "", const Headers& headers = {});
+// The same to another address ("::1", "127.0.0.1"); throws when nothing listens there.
+HttpResult http_request_at(const std::string& address, uint16_t port, const std::string& method,
+                           const std::string& target, const std::string& body = "", const Headers& headers = {});
 inline HttpResult http_get(uint16_t port, const std::string& target) { return http_request(port, "GET", target); }
 HttpResult http_post_json(uint16_t port, const std::string& target, const json& body);
 

@@ -36,9 +36,11 @@ TEST(RouteSystem, StatsAndFeatures) {
   }
   for (auto& path : both("/features")) {
     HttpResult r = s.get(path);
-    EXPECT_EQ(r.json_body(), json::parse(R"({"supports_preview_metadata": true, "max_upload_size": 104857600.0,
+    EXPECT_EQ(r.json_body(), json::parse(R"({"supports_preview_metadata": true, "max_upload_size": 104857600,
                                             "extension": {"manager": {"supports_v4": true}}})"));
-    EXPECT_NE(r.body.find("104857600.0"), std::string::npos);  // a Python float on the wire
+    // Recorded from ComfyUI 0.8.0: argparse leaves the default (100) an int, so the product is an
+    // int; a value given with --max-upload-size is a float (BodyLimit below).
+    EXPECT_NE(r.body.find("\"max_upload_size\": 104857600,"), std::string::npos) << r.body;
   }
   EXPECT_EQ(s.get("/extensions").json_body(), json::array());
   EXPECT_EQ(s.get("/api/extensions").json_body(), json::array());
@@ -99,6 +101,12 @@ TEST(RouteSystem, UnknownRoutesAndMethods) {
   HttpResult root = s.get("/");
   EXPECT_EQ(root.status, 404);  // the web UI is a later issue
   EXPECT_NE(root.body.find("web UI is not built yet"), std::string::npos);
+  // /ws without the upgrade: aiohttp's answer, recorded from ComfyUI 0.8.0.
+  HttpResult ws = s.get("/ws");
+  EXPECT_EQ(ws.status, 400);
+  EXPECT_EQ(ws.body, "No WebSocket UPGRADE hdr: None\n Can \"Upgrade\" only to \"WebSocket\".");
+  EXPECT_EQ(s.request("GET", "/api/ws", "", {{"Upgrade", "foo"}}).body,
+            "No WebSocket UPGRADE hdr: foo\n Can \"Upgrade\" only to \"WebSocket\".");
   // Unknown query parameters (clients append ?clientId=) are accepted everywhere.
   EXPECT_EQ(s.get("/queue?clientId=abc").status, 200);
   EXPECT_EQ(s.get("/api/object_info/TestInt?clientId=abc").json_body().size(), 1u);
@@ -123,6 +131,41 @@ TEST(RouteSystem, OriginCheckOnLoopback) {
   EXPECT_EQ(s.request("GET", "/queue", "", {{"Host", "8.8.8.8:80"}, {"Origin", "http://evil.example"}}).status, 200);
 }
 
+TEST(RouteSystem, OriginCheckVariants) {
+  TestServer s;
+  std::string port = std::to_string(s.port);
+  auto status = [&](const std::string& host, const std::string& origin, const std::string& path = "/queue") {
+    return s.request("GET", path, "", {{"Host", host}, {"Origin", origin}}).status;
+  };
+  std::string v4 = "127.0.0.1:" + port;
+  EXPECT_EQ(status(v4, "http://127.0.0.1:1"), 403);                      // same host, other port
+  EXPECT_EQ(status(v4, "HTTP://127.0.0.1:" + port), 200);                // scheme and case do not matter
+  EXPECT_EQ(status(v4, "https://127.0.0.1:" + port + "/some/page"), 200);  // the path is ignored
+  EXPECT_EQ(status(v4, "http://127.0.0.1:" + port + "@evil.example"), 403);  // userinfo is not the host
+  EXPECT_EQ(status(v4, "http://evil.example:" + port), 403);
+  EXPECT_EQ(status(v4, "http://127.0.0.2:" + port), 403);                // another loopback address is another origin
+  EXPECT_EQ(status(v4, "null"), 200);                                    // no host in Origin: not compared (ComfyUI)
+  EXPECT_EQ(status("LOCALHOST:" + port, "http://localhost:" + port), 200);
+  EXPECT_EQ(status("localhost:" + port, "http://127.0.0.1:" + port), 403);  // names are compared, not addresses
+  EXPECT_EQ(status("[::1]:" + port, "http://[::1]:" + port), 200);
+  EXPECT_EQ(status("[::1]:" + port, "http://evil.example:" + port), 403);
+  EXPECT_EQ(status("127.1:" + port, "http://evil.example"), 403);        // inet_aton forms are loopback too
+  // Every route and method is guarded, the WebSocket upgrade included.
+  EXPECT_EQ(s.request("POST", "/interrupt", "", {{"Host", v4}, {"Origin", "http://evil.example"}}).status, 403);
+  EXPECT_EQ(s.request("POST", "/upload/image", "", {{"Host", v4}, {"Origin", "http://evil.example"}}).status, 403);
+  EXPECT_EQ(s.request("GET", "/ws?clientId=x", "",
+                      {{"Host", v4},
+                       {"Origin", "http://evil.example"},
+                       {"Connection", "Upgrade"},
+                       {"Upgrade", "websocket"},
+                       {"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="},
+                       {"Sec-WebSocket-Version", "13"}})
+                .status,
+            403);
+  EXPECT_EQ(status(v4, "http://evil.example", "/no/such/route"), 403);
+  EXPECT_EQ(status(v4, "http://evil.example", "/internal/logs"), 403);
+}
+
 TEST(RouteSystem, CorsHeaderInsteadOfOriginCheck) {
   TestServer s([](server::ServerOptions& o, Registry& r) {
     o.cors_origin = "*";
@@ -138,6 +181,7 @@ TEST(RouteSystem, CorsHeaderInsteadOfOriginCheck) {
 TEST(RouteSystem, BodyLimit) {
   TestServer s([](server::ServerOptions& o, Registry& r) {
     o.max_upload_size_mb = 0.001;  // 1048 bytes
+    o.max_upload_size_given = true;
     register_testing_nodes(r);
   });
   EXPECT_EQ(s.get("/features").json_body()["max_upload_size"], 1048.576);

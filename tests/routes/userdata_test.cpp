@@ -82,6 +82,9 @@ TEST(RouteUserdata, UsersSingleAndMulti) {
     o.multi_user = true;
     register_testing_nodes(r);
   });
+  // No users.json yet: no user at all, so a request without Comfy-User is an unknown user.
+  EXPECT_EQ(multi.get("/users").json_body(), (json{{"storage", "server"}, {"users", json::object()}}));
+  EXPECT_EQ(multi.get("/settings").status, 401);
   HttpResult created = multi.post("/users", json{{"username", "Ann Lee"}});
   ASSERT_EQ(created.status, 200);
   std::string id = created.json_body().get<std::string>();

@@ -95,6 +95,59 @@ TEST(RouteUpload, BadRequests) {
   EXPECT_EQ(s.request("POST", "/upload/image", "not multipart").status, 400);
 }
 
+TEST(RouteUpload, PathEscapeVariantsAreRefused) {
+  TestServer s;
+  std::string a = png(1, 1, 0, 0, 0, 255);
+  fs::path input = s.env.folders->input_directory();
+  fs::create_symlink(s.env.dir, input / "link");  // a folder inside that leads out
+  // (In the filename list, "\\\\" is a quoted-string escape: the name the server reads has one backslash.)
+  for (const std::string& sub : std::vector<std::string>{"link", "link/deeper", "..\\x", "a\\..\\..", std::string("a\0b", 3), "/", "./../x", "sub/../../x"}) {
+    EXPECT_EQ(upload(s, "/upload/image", {{"image", "esc.png", a}, {"subfolder", "", sub}}).status, 400) << sub;
+  }
+  for (const std::string& name : std::vector<std::string>{"..\\\\a.png", std::string("a\0.png", 6), "./../a.png", "sub/../../a.png", "/a.png"}) {
+    EXPECT_EQ(upload(s, "/upload/image", {{"image", name, a}}).status, 400) << name;
+  }
+  EXPECT_EQ(upload(s, "/upload/image", {{"image", "esc.png", a}, {"type", "", "../input"}}).status, 500);  // unknown type
+  for (auto& p : fs::recursive_directory_iterator(s.env.dir))
+    EXPECT_FALSE(p.path().filename() == "esc.png" || p.path().filename() == "a.png") << p.path();
+  // Percent escapes are not decoded in form fields: "%2E%2E" is a folder name like any other.
+  HttpResult r = upload(s, "/upload/image", {{"image", "in.png", a}, {"subfolder", "", "%2E%2E"}});
+  EXPECT_EQ(r.status, 200);
+  EXPECT_TRUE(fs::exists(input / "%2E%2E" / "in.png"));
+}
+
+TEST(RouteUpload, OnlyPicturesAndMediaAreStored) {
+  TestServer s;
+  fs::path input = s.env.folders->input_directory();
+  struct Case {
+    std::string name, data;
+    int status;
+  };
+  std::string good = png(4, 3, 1, 2, 3, 255);
+  std::string truncated = good.substr(0, good.size() - 20);
+  std::string bogus_jpeg = std::string("\xff\xd8\xff\xe0", 4) + std::string(64, '\0');
+  for (auto& c : std::vector<Case>{{"ok.png", good, 200},
+                                   {"page.html", "<html><script>alert(1)</script></html>", 400},
+                                   {"pic.svg", "<svg xmlns='http://www.w3.org/2000/svg'/>", 400},
+                                   {"fake.png", "not a picture at all", 400},
+                                   {"trunc.png", truncated, 400},
+                                   {"bad.jpg", bogus_jpeg, 400},
+                                   {"empty.png", "", 400},
+                                   {"clip.wav", std::string("RIFF\x24\0\0\0WAVEfmt ", 16), 200},
+                                   {"clip.mp4", std::string("\0\0\0\x18" "ftypmp42", 12), 200},
+                                   {"anim.gif", "GIF89a\x01\0\x01\0", 200}}) {
+    HttpResult r = upload(s, "/upload/image", {{"image", c.name, c.data}});
+    EXPECT_EQ(r.status, c.status) << c.name;
+    EXPECT_EQ(fs::exists(input / c.name), c.status == 200) << c.name;
+    if (c.status == 400) {
+      EXPECT_TRUE(r.json_body()["error"].is_string()) << c.name;
+    }
+  }
+  // The mask route checks the same way.
+  json ref{{"filename", "ok.png"}, {"type", "input"}};
+  EXPECT_EQ(upload(s, "/upload/mask", {{"image", "m.png", "<b>x</b>"}, {"original_ref", "", ref.dump()}}).status, 400);
+}
+
 TEST(RouteUpload, MaskMergesAlphaIntoTheOriginal) {
   TestServer s;
   std::ofstream(s.env.folders->output_directory() / "orig.png", std::ios::binary) << png(2, 2, 10, 20, 30, 255);
@@ -181,7 +234,19 @@ TEST(RouteView, PathEscapesAreRefused) {
                                    {"filename=secret.png&subfolder=%2E%2E", 403},
                                    {"filename=passwd&subfolder=/etc", 403},
                                    {"filename=secret.png&subfolder=link", 403},
-                                   {"filename=s.png", 404}}) {
+                                   {"filename=s.png", 404},
+                                   // more spellings of the same escapes
+                                   {"filename=%252E%252E%252Fsecret.png", 404},  // decoded once: a plain name
+                                   {"filename=..%2Fsecret.png%20%5Boutput%5D", 400},
+                                   {"filename=secret.png&type=..%2F", 400},
+                                   {"filename=secret.png&subfolder=..%5C..", 403},
+                                   {"filename=secret.png&subfolder=a%00b", 403},
+                                   {"filename=secret.png&subfolder=.%2F..", 403},
+                                   {"filename=secret.png&subfolder=link%2F.", 403},
+                                   {"filename=secret.png&subfolder=%2F", 403},
+                                   {"filename=%2E%2E%2Fsecret.png", 400},
+                                   {"filename=....%2F%2Fsecret.png", 400},
+                                   {"filename=s.png&subfolder=.", 404}}) {
     HttpResult r = s.get("/view?" + c.query);
     EXPECT_EQ(r.status, c.status) << c.query;
     EXPECT_NE(r.body, "secret") << c.query;

@@ -1,6 +1,7 @@
 // GET /view, GET /view_metadata/{folder}, POST /upload/image and /upload/mask. Files are only
 // ever addressed inside the input/output/temp directories: "..", absolute names, NUL bytes,
-// backslashes and symlinks that lead out are refused.
+// backslashes and symlinks that lead out are refused, and an upload must be a picture (or a
+// media file the web UI uploads here: see upload_refusal).
 #include <fstream>
 #include <sstream>
 
@@ -74,6 +75,11 @@ Response image_upload(Context& ctx, Request& req, const SaveFunction& save) {
   if (!folder) return Response::empty(400);
   auto target = contained_path(dir, (fs::path(subfolder.empty() ? "." : subfolder) / filename).string());
   if (!target || fs::path(filename).filename().empty()) return Response::empty(400);
+  // Not in ComfyUI: only pictures (and the media the web UI uploads here) are stored.
+  if (std::string refusal = upload_refusal(image->data); !refusal.empty()) {
+    spdlog::warn("upload of {} refused: {}", filename, refusal);
+    return Response::json_body(json{{"error", refusal}}, 400);
+  }
   std::error_code ec;
   fs::create_directories(target->parent_path(), ec);
   if (ec) throw std::runtime_error("cannot create " + target->parent_path().string() + ": " + ec.message());

@@ -142,8 +142,11 @@ Response post_prompt(Context& ctx, Request& req) {
   item.prompt = prompt;
   item.extra_data = extra_data;
   item.outputs = valid.outputs;
+  ctx.response_gate.hold(prompt_id);
   ctx.queue.put(std::move(item));
-  return Response::json_body(json{{"prompt_id", prompt_id}, {"number", number}, {"node_errors", valid.node_errors}});
+  Response res = Response::json_body(json{{"prompt_id", prompt_id}, {"number", number}, {"node_errors", valid.node_errors}});
+  res.on_sent = [&gate = ctx.response_gate, prompt_id] { gate.release(prompt_id); };
+  return res;
 }
 
 }  // namespace comfy::server

@@ -21,17 +21,19 @@ struct UnknownUser {};
 
 fs::path user_root_dir(Context& ctx) { return ctx.folders.user_directory(); }
 
+// ComfyUI's UserManager.users: single-user, {"default": "default"}; multi-user, users.json, or no
+// user at all while there is none (every request is then an unknown user until one is created).
 json load_users(Context& ctx) {
   if (!ctx.options.multi_user) return json{{"default", "default"}};
   fs::path file = user_root_dir(ctx) / "users.json";
   std::ifstream in(file);
-  if (!in) return json{{"default", "default"}};
+  if (!in) return json::object();
   try {
     json j = json::parse(in);
     if (j.is_object()) return j;
   } catch (const std::exception&) {
   }
-  return json{{"default", "default"}};
+  return json::object();
 }
 
 std::string request_user(Context& ctx, const Request& req) {
