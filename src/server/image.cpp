@@ -13,6 +13,8 @@
 
 #include <jpeglib.h>
 
+#include "io/jpeg.h"
+
 namespace comfy::server {
 
 namespace {
@@ -71,32 +73,6 @@ std::vector<uint8_t> to_rgb(const Rgba& img) {
   for (size_t i = 0, n = static_cast<size_t>(img.width) * img.height; i < n; ++i)
     std::memcpy(&rgb[i * 3], &img.pixels[i * 4], 3);
   return rgb;
-}
-
-bool encode_jpeg(const std::vector<uint8_t>& rgb, uint32_t w, uint32_t h, int quality, std::string& out) {
-  jpeg_compress_struct cinfo;
-  jpeg_error_mgr jerr;
-  cinfo.err = jpeg_std_error(&jerr);
-  jpeg_create_compress(&cinfo);
-  unsigned char* mem = nullptr;
-  unsigned long size = 0;
-  jpeg_mem_dest(&cinfo, &mem, &size);
-  cinfo.image_width = w;
-  cinfo.image_height = h;
-  cinfo.input_components = 3;
-  cinfo.in_color_space = JCS_RGB;
-  jpeg_set_defaults(&cinfo);
-  jpeg_set_quality(&cinfo, std::clamp(quality, 1, 100), TRUE);
-  jpeg_start_compress(&cinfo, TRUE);
-  while (cinfo.next_scanline < cinfo.image_height) {
-    JSAMPROW row = const_cast<JSAMPROW>(&rgb[static_cast<size_t>(cinfo.next_scanline) * w * 3]);
-    jpeg_write_scanlines(&cinfo, &row, 1);
-  }
-  jpeg_finish_compress(&cinfo);
-  out.assign(reinterpret_cast<char*>(mem), size);
-  jpeg_destroy_compress(&cinfo);
-  std::free(mem);
-  return true;
 }
 
 constexpr uint64_t kMaxUploadPixels = 64ull << 20;
@@ -217,7 +193,10 @@ bool encode_preview(const std::string& png, const std::string& format, int quali
                     std::string& out, std::string& error) {
   Rgba img;
   if (!decode_png(png, img, error)) return false;
-  if (format == "jpeg") return encode_jpeg(to_rgb(img), img.width, img.height, quality, out);
+  if (format == "jpeg") {
+    out = io::encode_jpeg(to_rgb(img).data(), img.width, img.height, quality);
+    return true;
+  }
   uint8_t* data = nullptr;
   size_t size = 0;
   if (drop_alpha || !img.had_alpha) {

@@ -25,6 +25,7 @@
 #include "core/tensor.h"
 #include "graph/execution_context.h"
 #include "nodes/all.h"
+#include "support/model_engine.h"
 #include "support/safetensors_read.h"
 
 namespace comfy::testing {
@@ -80,45 +81,12 @@ NodeDef oracle_save_image_tensor(std::shared_ptr<CapturedImages> store) {
       });
 }
 
-class NullSink : public EventSink {
- public:
-  void send(const std::string&, const json&, const std::string&) override {}
-};
-
-// A base directory of its own: models and inputs from the fixtures, a fresh output folder.
-struct Engine {
-  fs::path base;
-  FolderPaths folders;
-  Services services;
-  Registry registry;
-  NullSink sink;
-  Executor executor;
+// The fixture models and inputs, and the test-only OracleSaveImageTensor.
+struct Engine : ModelEngine {
   std::shared_ptr<CapturedImages> images = std::make_shared<CapturedImages>();
-  Engine() : base(make_base()), folders(base), executor(registry, services, &sink) {
-    for (const char* f : {"checkpoints", "vae", "loras", "embeddings", "upscale_models"})
-      folders.add_model_folder_path(f, kFixtures / "models" / f, true);
+  Engine() {
     folders.set_input_directory(kRef / "inputs");
-    fs::create_directories(folders.output_directory());
-    services.folders = &folders;
-    services.list_folder = [this](const std::string& name) { return folders.get_filename_list(name); };
-    services.model_fingerprint = [this](const std::string& folder, const std::string& name) {
-      return folders.file_fingerprint(folder, name);
-    };
-    register_all_nodes(registry);
     registry.add(oracle_save_image_tensor(images));
-  }
-  ~Engine() {
-    std::error_code ec;
-    fs::remove_all(base, ec);
-  }
-  static fs::path make_base() {
-    static std::atomic<int> n{0};
-    fs::path p = fs::temp_directory_path() / ("comfy-e2e-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
-    fs::create_directories(p);
-    return p;
-  }
-  fs::path saved(const json& ui_entry) const {
-    return folders.output_directory() / ui_entry.value("subfolder", "") / ui_entry["filename"].get<std::string>();
   }
 };
 
@@ -156,9 +124,7 @@ TEST_P(Reference, OutputsMatchComfyUI) {
     GTEST_SKIP() << "needs nodes we do not have yet: " << names;
   }
 
-  ValidationResult v = validate_prompt(engine.registry, engine.services, prompt);
-  ASSERT_TRUE(v.ok) << v.error_body().dump();
-  ExecutionResult r = engine.executor.execute(prompt, "prompt", json{{"client_id", "e2e"}}, v.outputs);
+  ExecutionResult r = engine.execute(prompt, json{{"client_id", "e2e"}});
   ASSERT_TRUE(r.success) << r.error.dump();
 
   for (auto& cmp : c["compare"]) {

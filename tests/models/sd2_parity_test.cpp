@@ -12,7 +12,7 @@
 #include "io/sha256.h"
 #include "models/checkpoint_generator.h"
 #include "models/latent.h"
-#include "nodes/model_engine.h"
+#include "support/model_engine.h"
 #include "support/safetensors_read.h"
 
 namespace comfy::testing {

@@ -22,6 +22,7 @@
 #include "models/controlnet_model.h"
 #include "models/folder_paths.h"
 #include "nodes/all.h"
+#include "support/model_engine.h"
 #include "support/safetensors_read.h"
 
 namespace comfy::testing {
@@ -36,49 +37,15 @@ json load_json(const fs::path& p) {
   return json::parse(f);
 }
 
-class NullSink : public EventSink {
- public:
-  void send(const std::string&, const json&, const std::string&) override {}
-};
-
-struct Engine {
-  fs::path base;
-  FolderPaths folders;
-  Services services;
-  Registry registry;
-  NullSink sink;
-  Executor executor;
-  Engine() : base(make_base()), folders(base), executor(registry, services, &sink) {
-    folders.add_model_folder_path("checkpoints", kFixtures / "models" / "checkpoints", true);
+// The fixture checkpoints, and the ControlNets and hint pictures of tests/fixtures/controlnet.
+struct Engine : ModelEngine {
+  Engine() {
     folders.add_model_folder_path("controlnet", kCn / "models", true);
     folders.set_input_directory(kCn / "input");
-    fs::create_directories(folders.output_directory());
-    services.folders = &folders;
-    services.list_folder = [this](const std::string& name) { return folders.get_filename_list(name); };
-    services.model_fingerprint = [this](const std::string& folder, const std::string& name) {
-      return folders.file_fingerprint(folder, name);
-    };
-    register_all_nodes(registry);
   }
-  ~Engine() {
-    std::error_code ec;
-    fs::remove_all(base, ec);
-  }
-  static fs::path make_base() {
-    static std::atomic<int> n{0};
-    fs::path p = fs::temp_directory_path() / ("comfy-cn-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
-    fs::create_directories(p);
-    return p;
-  }
-  ExecutionResult run(json prompt) {
-    ValidationResult v = validate_prompt(registry, services, prompt);
-    EXPECT_TRUE(v.ok) << v.error_body().dump();
-    return executor.execute(prompt, "prompt", json{{"client_id", "cn"}}, v.outputs);
-  }
+  ExecutionResult run(const json& prompt) { return execute(prompt, json{{"client_id", "cn"}}); }
   at::Tensor latent(const ExecutionResult& r, const std::string& node) const {
-    const json& e = r.outputs.at(node)["latents"].at(0);
-    fs::path p = folders.output_directory() / e.value("subfolder", "") / e["filename"].get<std::string>();
-    return read_safetensors_f32(p.string()).at("latent_tensor");
+    return read_safetensors_f32(saved(r.outputs.at(node)["latents"].at(0)).string()).at("latent_tensor");
   }
 };
 

@@ -12,7 +12,7 @@
 #include "models/checkpoint_generator.h"
 #include "models/clip_model.h"
 #include "models/diffusion_model.h"
-#include "nodes/model_engine.h"
+#include "support/model_engine.h"
 #include "support/safetensors_read.h"
 
 namespace comfy::testing {

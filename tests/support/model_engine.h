@@ -1,7 +1,8 @@
-// Runs model nodes (loaders, merges, savers) over a temporary base directory: checkpoints and
-// embeddings from the fixture models, empty text_encoders / diffusion_models / configs folders the
-// test fills, a fresh output folder. Either one node at a time (call) or a whole API prompt through
-// validation and the executor (run), as the server would.
+// An engine over a temporary base directory, as the server builds one: the fixture models
+// (checkpoints, vae, loras, embeddings, upscale_models), empty text_encoders / diffusion_models /
+// configs folders a test fills, a fresh output folder, every node registered. Either one node at
+// a time (call) or a whole API prompt through validation and the executor (run / execute).
+// Tests add folders (controlnet, input) and test-only nodes on the public members.
 #pragma once
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -39,7 +40,8 @@ struct ModelEngine {
   Executor executor;
 
   ModelEngine() : base(make_base()), folders(base), executor(registry, services, &sink) {
-    for (const char* f : {"checkpoints", "vae", "embeddings"}) folders.add_model_folder_path(f, kFixtureModels / f, true);
+    for (const char* f : {"checkpoints", "vae", "loras", "embeddings", "upscale_models"})
+      folders.add_model_folder_path(f, kFixtureModels / f, true);
     for (const char* f : {"text_encoders", "diffusion_models", "configs"}) {
       fs::create_directories(base / "models" / f);
       folders.add_model_folder_path(f, base / "models" / f, true);
@@ -81,11 +83,19 @@ struct ModelEngine {
 
   // A whole prompt; fails the test on a validation or execution error.
   ExecutionResult run(json prompt, const json& extra_data = json::object()) {
-    ValidationResult v = validate_prompt(registry, services, prompt);
-    EXPECT_TRUE(v.ok) << v.error_body().dump();
-    ExecutionResult r = executor.execute(prompt, "prompt", extra_data, v.outputs);
+    ExecutionResult r = execute(std::move(prompt), extra_data);
     EXPECT_TRUE(r.success) << r.error.dump();
     return r;
+  }
+  // The same, leaving the execution's outcome to the test.
+  ExecutionResult execute(json prompt, const json& extra_data = json::object()) {
+    ValidationResult v = validate_prompt(registry, services, prompt);
+    EXPECT_TRUE(v.ok) << v.error_body().dump();
+    return executor.execute(prompt, "prompt", extra_data, v.outputs);
+  }
+  // The file a SaveImage / SaveLatent ui entry names.
+  fs::path saved(const json& ui_entry) const {
+    return output() / ui_entry.value("subfolder", "") / ui_entry["filename"].get<std::string>();
   }
 };
 
