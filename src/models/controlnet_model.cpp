@@ -13,6 +13,7 @@
 #include "core/upscale.h"
 #include "models/checkpoint.h"
 #include "models/lora.h"
+#include "nn/unet_encoder.h"
 
 namespace comfy {
 namespace {
@@ -109,13 +110,7 @@ UNetConfig diffusers_controlnet_config(const WeightSet& set) {
   c.transformer_depth_middle = has_prefix("mid_block.attentions.0.") ? count("mid_block.attentions.0.transformer_blocks.", ".")
                                                                      : -1;
   if (set.has("add_embedding.linear_1.weight")) c.adm_in_channels = shape("add_embedding.linear_1.weight").at(1);
-  if (!c.use_linear_in_transformer && c.adm_in_channels == 0) {
-    c.num_heads = 8;
-    c.num_head_channels = -1;
-  } else {
-    c.num_heads = -1;
-    c.num_head_channels = 64;
-  }
+  unet::set_heads_from_structure(c);
   return c;
 }
 

@@ -6,16 +6,12 @@
 #include "core/error.h"
 #include "nn/layers.h"
 #include "nn/unet_blocks.h"
+#include "nn/unet_encoder.h"
 
 namespace comfy {
 namespace {
 
 std::string str(int64_t i) { return std::to_string(i); }
-
-int64_t heads_for(const UNetConfig& c, int64_t ch) {
-  if (c.num_head_channels == -1) return c.num_heads;
-  return std::max<int64_t>(1, ch / c.num_head_channels);
-}
 
 // input_hint_block: convs at positions 0, 2, ..., 14; strides 2 at 4, 8 and 12; SiLU between.
 at::Tensor input_hint_block(const Weights& w, const at::Tensor& hint) {
@@ -73,35 +69,8 @@ UNetControl controlnet_forward(const ControlNetConfig& cfg, const Weights& w, co
   h = h + guided_hint;
   guided_hint.reset();
   zero_conv(h);
-  int64_t block = 1;
-  size_t depth_pos = 0;
-  const size_t levels = c.channel_mult.size();
-  for (size_t level = 0; level < levels; ++level) {
-    const int64_t ch = c.channel_mult[level] * c.model_channels;
-    for (int64_t nr = 0; nr < c.num_res_blocks.at(level); ++nr, ++block) {
-      const Weights bw = w.sub("input_blocks." + str(block) + ".");
-      h = unet::res_block(bw.sub("0."), h, emb);
-      const int64_t depth = depth_pos < c.transformer_depth.size() ? c.transformer_depth[depth_pos] : 0;
-      ++depth_pos;
-      if (depth > 0)
-        h = unet::spatial_transformer(bw.sub("1."), h, context, heads_for(c, ch), depth, c.use_linear_in_transformer);
-      zero_conv(h);
-    }
-    if (level + 1 != levels) {
-      h = unet::downsample(w.sub("input_blocks." + str(block) + ".0.op."), h);
-      ++block;
-      zero_conv(h);
-    }
-  }
-  const int64_t mid_ch = c.channel_mult.back() * c.model_channels;
-  if (c.transformer_depth_middle >= -1) {
-    h = unet::res_block(w.sub("middle_block.0."), h, emb);
-    if (c.transformer_depth_middle >= 0) {
-      h = unet::spatial_transformer(w.sub("middle_block.1."), h, context, heads_for(c, mid_ch),
-                                    c.transformer_depth_middle, c.use_linear_in_transformer);
-      h = unet::res_block(w.sub("middle_block.2."), h, emb);
-    }
-  }
+  h = unet::input_blocks(c, w, h, emb, context, zero_conv);
+  h = unet::middle_block(c, w, h, emb, context);
   out.middle.push_back(nn::conv2d(w.sub("middle_block_out.0."), h, 1, 0));
   return out;
 }

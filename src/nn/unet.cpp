@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "nn/layers.h"
 #include "nn/unet_blocks.h"
+#include "nn/unet_encoder.h"
 
 namespace comfy {
 
@@ -134,25 +135,11 @@ UNetConfig detect_unet_config(const Weights& w) {
   } else {
     c.transformer_depth_middle = -2;
   }
-  // Heads are not in the shapes: ComfyUI's SD15 config says num_heads 8; every other UNet family
-  // (SD20, SDXL, ...) keeps BASE's num_head_channels 64. A plain-conv-proj UNet without adm is the
-  // SD1 structure.
-  if (!c.use_linear_in_transformer && c.adm_in_channels == 0) {
-    c.num_heads = 8;
-    c.num_head_channels = -1;
-  } else {
-    c.num_heads = -1;
-    c.num_head_channels = 64;
-  }
+  unet::set_heads_from_structure(c);
   return c;
 }
 
 namespace {
-
-int64_t heads_for(const UNetConfig& c, int64_t ch) {
-  if (c.num_head_channels == -1) return c.num_heads;
-  return std::max<int64_t>(1, ch / c.num_head_channels);
-}
 
 // ComfyUI's apply_control: the residual lists are consumed from their back; an undefined entry is
 // None (nothing to add); a residual of the wrong shape is skipped with a warning, as ComfyUI does.
@@ -210,41 +197,14 @@ at::Tensor unet_forward(const UNetConfig& c, const Weights& w, const at::Tensor&
   at::Tensor h = nn::conv2d(w.sub("input_blocks.0.0."), x, 1, 1);
   apply_control(h, &ctrl_input, "input");
   hs.push_back(h);
-  int64_t block = 1;
-  size_t depth_pos = 0;
-  const size_t levels = c.channel_mult.size();
-  for (size_t level = 0; level < levels; ++level) {
-    const int64_t ch = c.channel_mult[level] * c.model_channels;
-    for (int64_t nr = 0; nr < c.num_res_blocks.at(level); ++nr, ++block) {
-      const Weights bw = w.sub("input_blocks." + str(block) + ".");
-      h = unet::res_block(bw.sub("0."), h, emb);
-      const int64_t depth = depth_pos < c.transformer_depth.size() ? c.transformer_depth[depth_pos] : 0;
-      ++depth_pos;
-      if (depth > 0) {
-        h = unet::spatial_transformer(bw.sub("1."), h, context, heads_for(c, ch), depth, c.use_linear_in_transformer);
-      }
-      apply_control(h, &ctrl_input, "input");
-      hs.push_back(h);
-    }
-    if (level + 1 != levels) {
-      h = unet::downsample(w.sub("input_blocks." + str(block) + ".0.op."), h);
-      ++block;
-      apply_control(h, &ctrl_input, "input");
-      hs.push_back(h);
-    }
-  }
-
-  const int64_t mid_ch = c.channel_mult.back() * c.model_channels;
-  if (c.transformer_depth_middle >= -1) {
-    h = unet::res_block(w.sub("middle_block.0."), h, emb);
-    if (c.transformer_depth_middle >= 0) {
-      h = unet::spatial_transformer(w.sub("middle_block.1."), h, context, heads_for(c, mid_ch),
-                                    c.transformer_depth_middle, c.use_linear_in_transformer);
-      h = unet::res_block(w.sub("middle_block.2."), h, emb);
-    }
-  }
+  h = unet::input_blocks(c, w, h, emb, context, [&](at::Tensor& out) {
+    apply_control(out, &ctrl_input, "input");
+    hs.push_back(out);
+  });
+  h = unet::middle_block(c, w, h, emb, context);
   apply_control(h, &ctrl_middle, "middle");
 
+  const size_t levels = c.channel_mult.size();
   std::vector<int64_t> depth_out = c.transformer_depth_output;  // consumed from the back
   int64_t out_block = 0;
   for (size_t li = levels; li-- > 0;) {
@@ -264,7 +224,7 @@ at::Tensor unet_forward(const UNetConfig& c, const Weights& w, const at::Tensor&
       }
       int64_t pos = 1;
       if (depth > 0) {
-        h = unet::spatial_transformer(bw.sub("1."), h, context, heads_for(c, ch), depth, c.use_linear_in_transformer);
+        h = unet::spatial_transformer(bw.sub("1."), h, context, unet::heads_for(c, ch), depth, c.use_linear_in_transformer);
         pos = 2;
       }
       if (li > 0 && i == c.num_res_blocks[li]) {
@@ -282,4 +242,60 @@ at::Tensor unet_forward(const UNetConfig& c, const Weights& w, const at::Tensor&
   return nn::conv2d(w.sub("out.2."), h, 1, 1);
 }
 
+namespace unet {
+
+void set_heads_from_structure(UNetConfig& c) {
+  if (!c.use_linear_in_transformer && c.adm_in_channels == 0) {
+    c.num_heads = 8;
+    c.num_head_channels = -1;
+  } else {
+    c.num_heads = -1;
+    c.num_head_channels = 64;
+  }
+}
+
+int64_t heads_for(const UNetConfig& c, int64_t channels) {
+  if (c.num_head_channels == -1) return c.num_heads;
+  return std::max<int64_t>(1, channels / c.num_head_channels);
+}
+
+at::Tensor input_blocks(const UNetConfig& c, const Weights& w, at::Tensor h, const at::Tensor& emb,
+                        const at::Tensor& context, const std::function<void(at::Tensor&)>& after_block) {
+  int64_t block = 1;
+  size_t depth_pos = 0;
+  const size_t levels = c.channel_mult.size();
+  for (size_t level = 0; level < levels; ++level) {
+    const int64_t ch = c.channel_mult[level] * c.model_channels;
+    for (int64_t nr = 0; nr < c.num_res_blocks.at(level); ++nr, ++block) {
+      const Weights bw = w.sub("input_blocks." + std::to_string(block) + ".");
+      h = res_block(bw.sub("0."), h, emb);
+      const int64_t depth = depth_pos < c.transformer_depth.size() ? c.transformer_depth[depth_pos] : 0;
+      ++depth_pos;
+      if (depth > 0) h = spatial_transformer(bw.sub("1."), h, context, heads_for(c, ch), depth, c.use_linear_in_transformer);
+      after_block(h);
+    }
+    if (level + 1 != levels) {
+      h = downsample(w.sub("input_blocks." + std::to_string(block) + ".0.op."), h);
+      ++block;
+      after_block(h);
+    }
+  }
+  return h;
+}
+
+at::Tensor middle_block(const UNetConfig& c, const Weights& w, at::Tensor h, const at::Tensor& emb,
+                        const at::Tensor& context) {
+  const int64_t mid_ch = c.channel_mult.back() * c.model_channels;
+  if (c.transformer_depth_middle >= -1) {
+    h = res_block(w.sub("middle_block.0."), h, emb);
+    if (c.transformer_depth_middle >= 0) {
+      h = spatial_transformer(w.sub("middle_block.1."), h, context, heads_for(c, mid_ch), c.transformer_depth_middle,
+                              c.use_linear_in_transformer);
+      h = res_block(w.sub("middle_block.2."), h, emb);
+    }
+  }
+  return h;
+}
+
+}  // namespace unet
 }  // namespace comfy
