@@ -8,6 +8,7 @@ find_package(CLI11 REQUIRED)
 find_package(SQLite3 REQUIRED)
 find_package(PNG REQUIRED)
 find_package(OpenSSL REQUIRED)
+find_package(CURL REQUIRED)  # model downloads (libcurl4-openssl-dev)
 find_package(GTest REQUIRED)
 find_package(Torch REQUIRED)
 

@@ -24,12 +24,12 @@ void DirectoryArgs::add_to(CLI::App& app) {
   app.add_flag("--verbose", verbose, "Log debug messages.");
 }
 
-AppState::AppState(const DirectoryArgs& args) {
+std::unique_ptr<FolderPaths> make_folder_paths(const DirectoryArgs& args) {
   fs::path base = args.base_directory.empty() ? fs::current_path() : fs::path(args.base_directory);
   std::error_code mk;
   fs::create_directories(base, mk);
   if (!fs::is_directory(base)) throw std::runtime_error("cannot use base directory " + base.string() + ": " + mk.message());
-  folders = std::make_unique<FolderPaths>(fs::absolute(base));
+  auto folders = std::make_unique<FolderPaths>(fs::absolute(base));
   fs::path default_yaml = folders->base_directory() / "extra_model_paths.yaml";
   if (fs::exists(default_yaml)) folders->load_extra_model_paths(default_yaml);
   for (auto& p : args.extra_model_paths_config) folders->load_extra_model_paths(p);
@@ -42,6 +42,11 @@ AppState::AppState(const DirectoryArgs& args) {
       throw std::runtime_error("user directory does not exist: " + args.user_directory);
     folders->set_user_directory(fs::absolute(args.user_directory));
   }
+  return folders;
+}
+
+AppState::AppState(const DirectoryArgs& args) {
+  folders = make_folder_paths(args);
   // ComfyUI empties temp at start-up; the other folders are created when missing.
   std::error_code ec;
   fs::remove_all(folders->temp_directory(), ec);

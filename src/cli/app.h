@@ -23,6 +23,11 @@ struct DirectoryArgs {
   void add_to(CLI::App& app);
 };
 
+// The folder registry the flags describe, as AppState builds it (base directory,
+// extra_model_paths.yaml files, output model folders, directory overrides), without creating
+// input/output/temp/user or emptying temp: for commands that only read model folders.
+std::unique_ptr<FolderPaths> make_folder_paths(const DirectoryArgs& args);
+
 // The long-lived objects a command works with, built from its flags.
 struct AppState {
   std::unique_ptr<FolderPaths> folders;

@@ -7,6 +7,7 @@
 
 #include "cli/app.h"
 #include "cli/convert.h"
+#include "cli/models.h"
 #include "cli/serve.h"
 #include "core/tensor.h"
 
@@ -42,9 +43,12 @@ int main(int argc, char** argv) {
 
   int dev_exit = 0;
   CLI::App* dev = comfy::add_dev_command(app, &dev_exit);
+  int models_exit = 0;
+  CLI::App* models = comfy::add_models_command(app, &models_exit);
 
   CLI11_PARSE(app, argc, argv);
   if (dev->parsed()) return dev_exit;
+  if (models->parsed()) return models_exit;  // ran in its callback (cli/models.cpp)
   spdlog::set_default_logger(spdlog::stderr_logger_mt("comfycpp"));
   spdlog::set_pattern("%v");
 

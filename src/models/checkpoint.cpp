@@ -4,27 +4,19 @@
 #include <cctype>
 
 #include "core/error.h"
+#include "io/pickle.h"
 #include "io/safetensors.h"
 #include "models/latent_format.h"
 
 namespace comfy {
 
-namespace {
-
-std::string lower_ext(const std::filesystem::path& path) {
-  std::string ext = path.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-  return ext;
-}
-
-}  // namespace
-
 std::shared_ptr<const WeightSet> load_weight_file(const std::filesystem::path& path) {
-  const std::string ext = lower_ext(path);
-  if (ext == ".ckpt" || ext == ".pt" || ext == ".pth" || ext == ".bin" || ext == ".pkl") {
-    throw ComfyError("RuntimeError", "ERROR: cannot load " + path.string() +
-                                         ": pickled model files (.ckpt, .pt, .pth, .bin) are not supported yet; "
-                                         "use the .safetensors version of this model");
+  if (io::is_pickle_extension(path)) {
+    // The restricted unpickler (io/pickle.h): tensor-rebuild globals only, anything else refused.
+    io::PickleCheckpoint ck = io::load_pickle_checkpoint(path);
+    std::unordered_map<std::string, at::Tensor> tensors;
+    for (auto& [name, t] : ck.tensors) tensors.emplace(name, t);
+    return WeightSet::from_tensors(std::move(tensors));
   }
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) {

@@ -27,9 +27,9 @@ struct LoadedCheckpoint {
   std::shared_ptr<const Vae> vae;         // null unless output_vae
 };
 
-// The weights of a model file: safetensors memory-mapped. Pickled .ckpt/.pt/.bin/.pth files are
-// refused with a message (a safe unpickler comes later); anything else that is not safetensors is
-// a clear ComfyError naming the file.
+// The weights of a model file: safetensors memory-mapped; pickled .ckpt/.pt/.pth/.bin/.pkl files
+// through the restricted unpickler (io/pickle.h: no code runs, foreign globals are refused);
+// anything else that is not safetensors is a clear ComfyError naming the file.
 std::shared_ptr<const WeightSet> load_weight_file(const std::filesystem::path& path);
 
 // CheckpointLoaderSimple: MODEL, CLIP and VAE of a full SD1.x/SD2.x checkpoint

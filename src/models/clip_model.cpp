@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "core/error.h"
+#include "io/pickle.h"
 #include "io/safetensors.h"
 #include "text/clip_tokenizer.h"
 #include "text/embedding_files.h"
@@ -42,10 +43,21 @@ at::Tensor EmbeddingSource::load(const std::string& name) const {
   std::string lower = file->string();
   std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
   if (!ends_with(lower, ".safetensors")) {
-    // ComfyUI reads .pt/.bin pickles with torch.load; there is no pickle reader here.
-    spdlog::warn("error loading embedding, skipping loading: {} ({} is not a .safetensors file)", name,
-                 file->string());
-    return {};
+    // ComfyUI reads .pt/.bin with torch.load(weights_only=True): here the restricted unpickler.
+    try {
+      io::PickleCheckpoint ck = io::load_pickle_checkpoint(*file);
+      const at::Tensor* out = nullptr;
+      for (const auto& [k, t] : ck.tensors)
+        if (!out && k.rfind("string_to_param.", 0) == 0) out = &t;  // A1111: string_to_param["*"]
+      for (const auto& [k, t] : ck.tensors)
+        if (!out && k == key) out = &t;
+      if (!out && !ck.tensors.empty()) out = &ck.tensors.front().second;
+      if (!out) throw ComfyError("StopIteration", "the embedding file holds no tensor");
+      return out->to(at::kFloat);
+    } catch (const std::exception& e) {
+      spdlog::warn("{}\n\nerror loading embedding, skipping loading: {}", e.what(), name);
+      return {};
+    }
   }
   try {
     auto f = SafetensorsFile::open(*file);

@@ -36,7 +36,7 @@ struct UpscaleModel : Object {
 
 inline const UpscaleModel& upscale_model_of(const Value& v) { return v.as<UpscaleModel>("UPSCALE_MODEL"); }
 
-// UpscaleModelLoader: the file's weights (safetensors; pickles are refused, see
+// UpscaleModelLoader: the file's weights (safetensors, or a .pth through the restricted unpickler, see
 // load_weight_file), a leading "module." stripped as ComfyUI and spandrel do, the architecture
 // detected. A layout we do not run is a ComfyError naming the file and what it looks like.
 std::shared_ptr<const UpscaleModel> load_upscale_model(const std::filesystem::path& path);

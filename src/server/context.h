@@ -4,6 +4,7 @@
 #include <condition_variable>
 #include <deque>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -53,6 +54,10 @@ class ResponseGate {
   std::map<std::string, std::optional<std::chrono::steady_clock::time_point>> held_;
 };
 
+// The server's model downloads (handlers/model_downloads.cpp): made on first use, dropped by
+// Server::stop before the WebSocket hub its progress goes to.
+struct ModelDownloads;
+
 struct Context {
   const ServerOptions& options;
   const Registry& registry;
@@ -64,6 +69,8 @@ struct Context {
   LogBuffer& logs;
   ResponseGate& response_gate;       // POST /prompt answers not yet written
   std::recursive_mutex users_mutex;  // users.json and settings files
+  std::mutex model_downloads_mutex;
+  std::shared_ptr<ModelDownloads> model_downloads;
 
   json queue_info() const;  // {"exec_info": {"queue_remaining": N}}
   json features() const;    // /features

@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "server/handlers/handlers.h"
+#include "server/handlers/model_downloads.h"
 #include "server/handlers/static_files.h"
 
 namespace comfy::server {
@@ -22,6 +23,7 @@ Router::Router(Context& ctx) : ctx_(ctx) {
   add("GET", "/", get_front_end_index, false);  // the web UI (static_files.cpp)
   add("GET", "/embeddings", get_embeddings);
   add("GET", "/models", get_models);
+  for (auto& r : model_download_routes(ctx_)) add(r.method, r.path, r.fn);  // handlers/model_downloads.cpp
   add("GET", "/models/{folder}", get_models_folder);
   add("GET", "/extensions", get_extensions);
   add("POST", "/upload/image", post_upload_image);

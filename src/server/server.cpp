@@ -225,6 +225,10 @@ void Server::stop() {
   if (s.executor) s.executor->interrupt();
   if (s.worker.joinable()) s.worker.join();
   if (s.http) s.http->stop();
+  if (s.ctx) {  // running downloads stop before the hub their progress goes to
+    std::lock_guard lock(s.ctx->model_downloads_mutex);
+    s.ctx->model_downloads.reset();
+  }
   if (s.log_sink) {
     auto& sinks = spdlog::default_logger()->sinks();
     sinks.erase(std::remove(sinks.begin(), sinks.end(), s.log_sink), sinks.end());

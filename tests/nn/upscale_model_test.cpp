@@ -327,7 +327,8 @@ TEST(UpscaleModelErrors, TruncatedFileIsAClearError) {
   EXPECT_NE(msg.find(p.string()), std::string::npos) << msg;
 }
 
-TEST(UpscaleModelErrors, PicklesAreRefused) {
+// .pth files go through the restricted unpickler (io/pickle.h); a broken one is a clear error.
+TEST(UpscaleModelErrors, ACorruptPickleIsAClearError) {
   fs::path p = temp_path("RealESRGAN_x4plus.pth");
   std::ofstream(p) << "not read";
   std::string msg = load_error(p);
