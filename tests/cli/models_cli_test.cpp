@@ -12,29 +12,17 @@
 #include "core/json.h"
 #include "io/safetensors.h"
 
+#include "support/shell.h"
+
 namespace comfy {
 namespace {
 
 namespace fs = std::filesystem;
 
-struct CliResult {
-  int rc = -1;
-  std::string out;
-};
+using comfy::testing::CliResult;
+using comfy::testing::q;
+CliResult shell(const std::string& cmd) { return comfy::testing::run_shell(cmd); }
 
-CliResult shell(const std::string& cmd) {
-  CliResult r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  int status = pclose(p);
-  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
-std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
 fs::path fixture(const std::string& rel) { return fs::path(COMFY_TEST_DATA) / rel; }
 
 class ModelsCli : public ::testing::Test {

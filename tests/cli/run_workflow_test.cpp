@@ -13,6 +13,8 @@
 #include "io/png.h"
 #include "io/webp.h"
 
+#include "support/shell.h"
+
 namespace comfy {
 namespace {
 
@@ -27,26 +29,13 @@ std::string read_text(const fs::path& p) {
 
 std::string fixture(const std::string& name) { return std::string(COMFY_TEST_DATA) + "/workflows/ui/" + name; }
 
-struct CliResult {
-  int rc = -1;
-  std::string out;
-};
+using comfy::testing::CliResult;
+using comfy::testing::q;
 
 // Runs the binary with `args` (already shell-quoted where needed); stderr is discarded.
 CliResult cli(const std::string& args) {
-  std::string cmd = std::string("'") + COMFY_BINARY + "' " + args + " 2>/dev/null";
-  CliResult r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  int status = pclose(p);
-  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  return comfy::testing::run_shell(std::string("'") + COMFY_BINARY + "' " + args + " 2>/dev/null");
 }
-
-std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
 
 class RunWorkflow : public ::testing::Test {
  protected:
