@@ -21,7 +21,18 @@ void DirectoryArgs::add_to(CLI::App& app) {
   app.add_option("--extra-model-paths-config", extra_model_paths_config,
                  "Load one or more extra_model_paths.yaml files.")
       ->take_all();
-  app.add_flag("--verbose", verbose, "Log debug messages.");
+  verbose_opt = app.add_option("--verbose", verbose, "Log level: DEBUG (the flag alone), INFO, WARNING, ERROR, CRITICAL.")
+                    ->expected(0, 1)
+                    ->check(CLI::IsMember({"", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}));
+}
+
+spdlog::level::level_enum DirectoryArgs::log_level(spdlog::level::level_enum fallback) const {
+  if (!verbose_opt || verbose_opt->count() == 0) return fallback;
+  if (verbose.empty() || verbose == "DEBUG") return spdlog::level::debug;
+  if (verbose == "INFO") return spdlog::level::info;
+  if (verbose == "WARNING") return spdlog::level::warn;
+  if (verbose == "ERROR") return spdlog::level::err;
+  return spdlog::level::critical;
 }
 
 std::unique_ptr<FolderPaths> make_folder_paths(const DirectoryArgs& args) {

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <spdlog/common.h>
 
 #include "graph/registry.h"
 #include "graph/services.h"
@@ -17,7 +18,11 @@ struct DirectoryArgs {
   std::string base_directory;
   std::string input_directory, output_directory, temp_directory, user_directory;
   std::vector<std::string> extra_model_paths_config;
-  bool verbose = false;
+  // --verbose [LEVEL]: ComfyUI's levels (DEBUG, INFO, WARNING, ERROR, CRITICAL); the flag alone
+  // is DEBUG, and without it each command keeps its own default.
+  std::string verbose;
+  CLI::Option* verbose_opt = nullptr;
+  spdlog::level::level_enum log_level(spdlog::level::level_enum fallback) const;
 
   // Adds ComfyUI's flags (--base-directory, --input-directory, ...) to a (sub)command.
   void add_to(CLI::App& app);

@@ -53,14 +53,14 @@ int main(int argc, char** argv) {
   spdlog::set_pattern("%v");
 
   if (run->parsed()) {
-    spdlog::set_level(run_dirs.verbose ? spdlog::level::debug : (json_output ? spdlog::level::err : spdlog::level::info));
+    spdlog::set_level(run_dirs.log_level(json_output ? spdlog::level::err : spdlog::level::info));
     return comfy::run_command(run_dirs, workflow, sets, json_output);
   }
   if (convert->parsed()) return comfy::convert_command(convert_dirs, convert_input, convert_to);
   if (serve->parsed()) {
     if (serve_args.log_stdout) spdlog::set_default_logger(spdlog::stdout_logger_mt("comfycpp-stdout"));
     spdlog::set_pattern("%v");
-    spdlog::set_level(serve_args.dirs.verbose ? spdlog::level::debug : spdlog::level::info);
+    spdlog::set_level(serve_args.dirs.log_level(spdlog::level::info));
     return comfy::serve_command(serve_args, argc, argv);
   }
   return 0;

@@ -449,7 +449,7 @@ CLI::App* add_models_command(CLI::App& app, int* exit_code) {
     sub->callback([args, exit_code, run, name] {
       spdlog::set_default_logger(spdlog::stderr_logger_mt("comfycpp-models"));
       spdlog::set_pattern("%v");
-      spdlog::set_level(args->dirs.verbose ? spdlog::level::debug : spdlog::level::warn);
+      spdlog::set_level(args->dirs.log_level(spdlog::level::warn));
       try {
         c10::InferenceMode guard;
         *exit_code = run(*args);

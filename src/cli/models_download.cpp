@@ -166,7 +166,7 @@ void add_download_commands(CLI::App& models, int* exit_code) {
     sub->callback([args, exit_code, run, name] {
       spdlog::set_default_logger(spdlog::stderr_logger_mt(std::string("comfycpp-models-") + name));
       spdlog::set_pattern("%v");
-      spdlog::set_level(args->dirs.verbose ? spdlog::level::debug : spdlog::level::warn);
+      spdlog::set_level(args->dirs.log_level(spdlog::level::warn));
       try {
         *exit_code = run(*args);
       } catch (const std::exception& e) {

@@ -70,6 +70,24 @@ void expect_same_pixels(const io::DecodedImage& a, const io::DecodedImage& b) {
   EXPECT_EQ(a.frames[0].pixels, b.frames[0].pixels);
 }
 
+// --verbose [LEVEL] as ComfyUI's: the flag alone logs debug lines, a level sets the threshold.
+TEST_F(RunWorkflow, VerboseTakesComfyUIsLevels) {
+  fs::path wf = root / "w.json";
+  std::ofstream(wf) << R"({"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
+                           "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "v"}}})";
+  auto run_with = [&](const std::string& flags) {
+    return comfy::testing::run_shell(std::string("'") + COMFY_BINARY + "' run " + q(wf) + " --base-directory " +
+                                     q(root / "base") + " " + flags + " 2>&1");
+  };
+  CliResult debug = run_with("--verbose");
+  EXPECT_EQ(debug.rc, 0) << debug.out;
+  EXPECT_NE(debug.out.find("workflow read as api"), std::string::npos) << debug.out;  // a debug line
+  CliResult quiet = run_with("--verbose ERROR");
+  EXPECT_EQ(quiet.rc, 0) << quiet.out;
+  EXPECT_EQ(quiet.out.find("workflow read as api"), std::string::npos) << quiet.out;
+  EXPECT_NE(run_with("--verbose LOUD").rc, 0);
+}
+
 TEST_F(RunWorkflow, UiWorkflowReproducesTheApiPromptRun) {
   fs::path api = run(fixture("basic_v04.api.json"), "api");
   fs::path ui = run(fixture("basic_v04.json"), "ui");
