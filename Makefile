@@ -35,9 +35,9 @@ run: build
 	$(BUILD_DIR)/comfycpp serve --base-directory . --listen $(HOST) --port $(PORT) --front-end-root web/dist \
 	  --preview-method auto
 
-# `make bench`: the benchmarks under bench/ (never part of `make test`).
+# `make bench`: the benchmarks under bench/ (never part of `make test`); ONLY=unet for the UNet call alone.
 bench: build
-	bench/sd15_txt2img.sh
+	@if [ "$(ONLY)" = unet ]; then bench/unet_call.sh; else bench/sd15_txt2img.sh && bench/unet_call.sh; fi
 
 clean:
 	rm -rf $(BUILD_DIR)

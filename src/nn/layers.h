@@ -15,6 +15,8 @@ namespace comfy::nn {
 at::Tensor linear(const Weights& w, const at::Tensor& x);
 at::Tensor conv2d(const Weights& w, const at::Tensor& x, int64_t stride = 1, int64_t padding = 0);
 at::Tensor group_norm(const Weights& w, const at::Tensor& x, int64_t groups, double eps);
+// silu(group_norm(x)): the res blocks' GroupNorm + SiLU, in one pass over x on the CPU.
+at::Tensor group_norm_silu(const Weights& w, const at::Tensor& x, int64_t groups, double eps);
 at::Tensor layer_norm(const Weights& w, const at::Tensor& x, double eps);
 
 // softmax(q kᵀ / sqrt(d)) v for q [B, Lq, heads*d], k/v [B, Lk, heads*d] -> [B, Lq, heads*d].

@@ -1,6 +1,11 @@
 #include "nn/matmul.h"
 
+#include <ATen/Parallel.h>
 #include <dnnl.hpp>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include <vector>
 
@@ -24,7 +29,60 @@ bool onednn_applies(const at::Tensor& a, const at::Tensor& b) {
          (a.dim() == 2 || a.dim() == 3) && a.dim() == b.dim();
 }
 
+#if defined(__x86_64__)
+__attribute__((target("avx2,f16c"))) void half_to_float(const at::Half* src, float* dst, int64_t n) {
+  const int64_t n8 = n - n % 8;
+  for (int64_t i = 0; i < n8; i += 8)
+    _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
+  for (int64_t i = n8; i < n; ++i) dst[i] = static_cast<float>(src[i]);
+}
+bool cpu_has_f16c() {
+  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+  return ok;
+}
+#endif
+
 }  // namespace
+
+at::Tensor scratch_floats(int64_t numel, int slot) {
+  thread_local at::Tensor buffers[4];
+  at::Tensor& buf = buffers[slot];
+  if (!buf.defined() || buf.numel() < numel) {
+    buf = at::Tensor();  // free the old one first
+    buf = at::empty({numel}, at::TensorOptions().dtype(at::kFloat));
+  }
+  return buf.narrow(0, 0, numel);
+}
+
+at::Tensor to_float_scratch(const at::Tensor& t, int slot) {
+  if (t.scalar_type() == at::kFloat) return t;
+#if defined(__x86_64__)
+  if (t.scalar_type() == at::kHalf && t.device().is_cpu() && cpu_has_f16c()) {
+    at::Tensor src = t.contiguous();
+    at::Tensor out = scratch_floats(src.numel(), slot).view(src.sizes());
+    const at::Half* sp = src.data_ptr<at::Half>();
+    float* dp = out.data_ptr<float>();
+    at::parallel_for(0, src.numel(), 1 << 16, [&](int64_t begin, int64_t end) { half_to_float(sp + begin, dp + begin, end - begin); });
+    return out;
+  }
+#endif
+  return t.to(at::kFloat);
+}
+
+at::Tensor to_float(const at::Tensor& t) {
+  if (t.scalar_type() == at::kFloat) return t;
+#if defined(__x86_64__)
+  if (t.scalar_type() == at::kHalf && t.device().is_cpu() && cpu_has_f16c()) {
+    at::Tensor src = t.contiguous();
+    at::Tensor out = at::empty(src.sizes(), src.options().dtype(at::kFloat));
+    const at::Half* sp = src.data_ptr<at::Half>();
+    float* dp = out.data_ptr<float>();
+    at::parallel_for(0, src.numel(), 1 << 16, [&](int64_t begin, int64_t end) { half_to_float(sp + begin, dp + begin, end - begin); });
+    return out;
+  }
+#endif
+  return t.to(at::kFloat);
+}
 
 at::Tensor matmul(const at::Tensor& a_in, const at::Tensor& b, const at::Tensor& bias) {
   if (!onednn_applies(a_in, b) || (bias.defined() && bias.scalar_type() != at::kFloat)) {

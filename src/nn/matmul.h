@@ -10,4 +10,14 @@ namespace comfy::nn {
 // a [M,K] or [B,M,K] times b [K,N] or [B,K,N] (any strides), plus bias [N] when defined.
 at::Tensor matmul(const at::Tensor& a, const at::Tensor& b, const at::Tensor& bias = at::Tensor());
 
+// t as f32: f16 through a parallel F16C pass on x86 (libtorch's cast is several times slower),
+// anything else through Tensor::to. Returns t itself when it already is f32.
+at::Tensor to_float(const at::Tensor& t);
+// The same into a buffer this thread keeps for `slot` (0 or 1) and reuses: no fresh pages per
+// call. The result is valid until this thread's next call with the same slot.
+at::Tensor to_float_scratch(const at::Tensor& t, int slot);
+// A float tensor of `numel` elements from this thread's reused buffer `slot` (2 or 3), valid until
+// the next call with that slot on this thread.
+at::Tensor scratch_floats(int64_t numel, int slot);
+
 }  // namespace comfy::nn

@@ -238,7 +238,7 @@ at::Tensor unet_forward(const UNetConfig& c, const Weights& w, const at::Tensor&
       }
     }
   }
-  h = at::silu(nn::group_norm(w.sub("out.0."), h, 32, 1e-5));
+  h = nn::group_norm_silu(w.sub("out.0."), h, 32, 1e-5);
   return nn::conv2d(w.sub("out.2."), h, 1, 1);
 }
 

@@ -9,11 +9,11 @@ namespace comfy::unet {
 at::Tensor res_block(const Weights& w, const at::Tensor& x, const at::Tensor& emb) {
   // in_layers = [GroupNorm, SiLU, conv]; emb_layers = [SiLU, Linear]; out_layers = [GroupNorm,
   // SiLU, Dropout, conv]: the indices below are those Sequential positions in the key names.
-  at::Tensor h = at::silu(nn::group_norm(w.sub("in_layers.0."), x, 32, 1e-5));
+  at::Tensor h = nn::group_norm_silu(w.sub("in_layers.0."), x, 32, 1e-5);
   h = nn::conv2d(w.sub("in_layers.2."), h, 1, 1);
   at::Tensor emb_out = nn::linear(w.sub("emb_layers.1."), at::silu(emb)).to(h.scalar_type());
   h = h + emb_out.unsqueeze(-1).unsqueeze(-1);
-  h = at::silu(nn::group_norm(w.sub("out_layers.0."), h, 32, 1e-5));
+  h = nn::group_norm_silu(w.sub("out_layers.0."), h, 32, 1e-5);
   h = nn::conv2d(w.sub("out_layers.3."), h, 1, 1);
   at::Tensor skip = w.has("skip_connection.weight") ? nn::conv2d(w.sub("skip_connection."), x) : x;
   return skip + h;

@@ -1,0 +1,99 @@
+// The CPU fast paths of nn/layers (oneDNN convolutions, blocked attention, fused GroupNorm+SiLU,
+// the f16 weight conversion) against the plain libtorch ops on random inputs, over the shapes
+// the networks use and the awkward ones (tails, padding, odd channel counts).
+#include <c10/core/InferenceMode.h>
+#include <gtest/gtest.h>
+
+#include "nn/layers.h"
+#include "nn/matmul.h"
+#include "nn/profile.h"
+
+namespace comfy {
+namespace {
+
+// Runs fn on the plain paths and on the fast ones; returns max |fast - plain| / max |plain|.
+template <typename F>
+double fast_vs_plain(F fn) {
+  const nn::Paths saved = nn::paths();
+  nn::paths() = nn::Paths::plain();
+  at::Tensor plain = fn();
+  nn::paths() = nn::Paths{};
+  at::Tensor fast = fn();
+  nn::paths() = saved;
+  EXPECT_EQ(plain.sizes(), fast.sizes());
+  return (fast - plain).abs().max().item<double>() / std::max(1e-12, plain.abs().max().item<double>());
+}
+
+TEST(FastPaths, AttentionMatchesSoftmaxOfScores) {
+  c10::InferenceMode guard;
+  at::manual_seed(1);
+  struct Case { int64_t b, lq, lk, heads, d; };
+  for (Case c : {Case{2, 4096, 4096, 8, 40}, Case{2, 1024, 77, 8, 80}, Case{1, 100, 70, 5, 64},
+                 Case{2, 37, 129, 2, 160}, Case{1, 64, 64, 1, 8}, Case{3, 33, 1, 4, 16}}) {
+    at::Tensor q = at::randn({c.b, c.lq, c.heads * c.d}) * 2;
+    at::Tensor k = at::randn({c.b, c.lk, c.heads * c.d});
+    at::Tensor v = at::randn({c.b, c.lk, c.heads * c.d});
+    double rel = fast_vs_plain([&] { return nn::attention(q, k, v, c.heads); });
+    EXPECT_LT(rel, 1e-5) << "b " << c.b << " lq " << c.lq << " lk " << c.lk << " heads " << c.heads << " d " << c.d;
+  }
+}
+
+TEST(FastPaths, AttentionOnStridedInputs) {
+  c10::InferenceMode guard;
+  at::manual_seed(2);
+  // q, k, v as column slices of one [B, L, 3*C] tensor (row stride 3*C).
+  at::Tensor qkv = at::randn({2, 256, 3 * 320});
+  auto parts = qkv.chunk(3, -1);
+  double rel = fast_vs_plain([&] { return nn::attention(parts[0], parts[1], parts[2], 8); });
+  EXPECT_LT(rel, 1e-5);
+}
+
+TEST(FastPaths, ConvolutionsMatchLibtorch) {
+  c10::InferenceMode guard;
+  at::manual_seed(3);
+  struct Case { int64_t n, cin, cout, hw, ks, stride; at::ScalarType wdt; };
+  for (Case c : {Case{2, 320, 320, 32, 3, 1, at::kHalf}, Case{2, 4, 320, 16, 3, 1, at::kHalf},
+                 Case{1, 64, 32, 40, 3, 2, at::kFloat}, Case{2, 1280, 640, 8, 3, 1, at::kHalf},
+                 Case{1, 96, 48, 24, 1, 1, at::kHalf}, Case{1, 3, 5, 7, 3, 1, at::kFloat},
+                 Case{2, 16, 24, 11, 3, 2, at::kHalf}, Case{1, 12, 20, 4, 1, 1, at::kBFloat16}}) {
+    auto set = WeightSet::from_tensors({{"weight", (at::randn({c.cout, c.cin, c.ks, c.ks}) * 0.05).to(c.wdt)},
+                                        {"bias", at::randn({c.cout}).to(c.wdt)}});
+    Weights w(set);
+    at::Tensor x = at::randn({c.n, c.cin, c.hw, c.hw});
+    double rel = fast_vs_plain([&] { return nn::conv2d(w, x, c.stride, c.ks / 2); });
+    EXPECT_LT(rel, 1e-5) << c.cin << "->" << c.cout << " " << c.ks << "x" << c.ks << "/" << c.stride << " at " << c.hw;
+  }
+  // Without a bias, and on a non-contiguous input.
+  auto set = WeightSet::from_tensors({{"weight", (at::randn({16, 8, 3, 3}) * 0.1).to(at::kHalf)}});
+  at::Tensor x = at::randn({1, 12, 8, 8}).narrow(1, 2, 8);
+  EXPECT_LT(fast_vs_plain([&] { return nn::conv2d(Weights(set), x, 1, 1); }), 1e-5);
+}
+
+TEST(FastPaths, GroupNormAndSiluMatchLibtorch) {
+  c10::InferenceMode guard;
+  at::manual_seed(4);
+  for (auto shape : {std::vector<int64_t>{2, 320, 64, 64}, {1, 64, 5, 7}, {2, 96, 3, 1}}) {
+    at::Tensor x = at::randn(shape) * 3 + 1;
+    auto set = WeightSet::from_tensors({{"weight", at::randn({shape[1]}).to(at::kHalf)}, {"bias", at::randn({shape[1]})}});
+    Weights w(set);
+    EXPECT_LT(fast_vs_plain([&] { return nn::group_norm(w, x, 32, 1e-5); }), 1e-5);
+    EXPECT_LT(fast_vs_plain([&] { return nn::group_norm_silu(w, x, 32, 1e-6); }), 1e-5);
+  }
+  // SiLU of large magnitudes stays finite and exact at the ends.
+  at::Tensor x = at::linspace(-200, 200, 32 * 64).reshape({1, 32, 8, 8});
+  auto set = WeightSet::from_tensors({{"weight", at::full({32}, 100.0f)}, {"bias", at::zeros({32})}});
+  at::Tensor y = nn::group_norm_silu(Weights(set), x, 32, 1e-5);
+  EXPECT_TRUE(y.isfinite().all().item<bool>());
+  EXPECT_LT(fast_vs_plain([&] { return nn::group_norm_silu(Weights(set), x, 32, 1e-5); }), 1e-5);
+}
+
+TEST(FastPaths, HalfToFloatIsExact) {
+  c10::InferenceMode guard;
+  at::Tensor h = (at::randn({1001}) * 1000).to(at::kHalf);
+  EXPECT_TRUE(at::equal(nn::to_float(h), h.to(at::kFloat)));
+  at::Tensor f = at::randn({5});
+  EXPECT_TRUE(nn::to_float(f).is_same(f));
+}
+
+}  // namespace
+}  // namespace comfy
