@@ -3,7 +3,7 @@
 
 Run with the oracle's Python (Debian python3 + python3-torch) and its PYTHONPATH (for the
 safetensors shim):
-  PYTHONPATH=$(/work/shared/oracle/start.sh --print-pythonpath) /usr/bin/python3 \
+  PYTHONPATH=$(../shared/oracle/start.sh --print-pythonpath) /usr/bin/python3 \
       tools/oracle/make_tiny_controlnet.py tests/fixtures/models/checkpoints/tiny_sd15.safetensors \
       tests/fixtures/controlnet/models
 

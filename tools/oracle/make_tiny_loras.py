@@ -10,7 +10,7 @@ CP conv), LoKr (w1 / w1_a,w1_b / w2 / w2_a,w2_b), LoCon with lora_mid, full diff
 and SDXL-only key names (nothing matches on SD1).
 
 Usage (Debian's python3 with torch; the oracle's shims/ gives the safetensors stand-in):
-  PYTHONPATH=/work/shared/oracle/shims /usr/bin/python3 tools/oracle/make_tiny_loras.py \
+  PYTHONPATH=../shared/oracle/shims /usr/bin/python3 tools/oracle/make_tiny_loras.py \
       tests/fixtures/models/checkpoints/tiny_sd15.safetensors tests/fixtures/loras
 """
 import os
