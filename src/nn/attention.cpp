@@ -9,38 +9,18 @@
 #include <limits>
 #include <vector>
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
+#include "nn/avx2_math.h"
 
 namespace comfy::nn {
 
 #if defined(__x86_64__)
 namespace {
 
+using avx2::exp_neg;
+
 // Query rows per task (COMFY_ATTN_ROWS to tune): their scores are kRows x Lk f32, 768 KB at
 // Lk = 4096; 48 measured best of 30-64 on a 2-vCPU EPYC.
 const int64_t kRows = std::max(1, std::getenv("COMFY_ATTN_ROWS") ? std::atoi(std::getenv("COMFY_ATTN_ROWS")) : 48);
-
-#define COMFY_AVX2 __attribute__((target("avx2,fma")))
-
-// exp for x <= 0 (softmax after the max is subtracted): Cody-Waite reduction and a degree-6
-// polynomial, relative error about 1e-7 (that of expf); below -87.3 it returns ~1e-38 or 0.
-COMFY_AVX2 inline __m256 exp_neg(__m256 x) {
-  x = _mm256_max_ps(x, _mm256_set1_ps(-87.3f));
-  __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-  __m256 y = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-  __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
-}
 
 COMFY_AVX2 inline float hsum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -181,15 +161,10 @@ COMFY_AVX2 void values(const float* p, int64_t m, int64_t lk, int64_t ls, const 
   }
 }
 
-bool cpu_has_avx2() {
-  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return ok;
-}
-
 }  // namespace
 
 bool blocked_attention_applies(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
-  if (!cpu_has_avx2()) return false;
+  if (!avx2::cpu_has_avx2_fma()) return false;
   for (const at::Tensor* t : {&q, &k, &v}) {
     if (!t->device().is_cpu() || t->scalar_type() != at::kFloat || t->dim() != 3 || t->stride(2) != 1) return false;
   }

@@ -5,37 +5,14 @@
 #include <algorithm>
 #include <cmath>
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
+#include "nn/avx2_math.h"
 
 namespace comfy::nn {
 
 #if defined(__x86_64__)
 namespace {
 
-#define COMFY_AVX2 __attribute__((target("avx2,fma")))
-
-// exp on [-87.3, 88.3] (clamped outside): Cody-Waite reduction and expf's degree-6 polynomial.
-COMFY_AVX2 inline __m256 exp_clamped(__m256 x) {
-  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
-  __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-  __m256 y = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-  // 2^n as two factors so that n = 128 (x near 88.3) does not overflow the exponent field.
-  __m256i ni = _mm256_cvtps_epi32(n);
-  __m256i h = _mm256_srai_epi32(ni, 1);
-  __m256 f1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(h, _mm256_set1_epi32(127)), 23));
-  __m256 f2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ni, h), _mm256_set1_epi32(127)), 23));
-  return _mm256_mul_ps(_mm256_mul_ps(y, f1), f2);
-}
+using avx2::exp_clamped;
 
 COMFY_AVX2 inline double hsum_pd(__m256d v) {
   __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
@@ -96,15 +73,10 @@ COMFY_AVX2 void affine(const float* x, float* y, int64_t n, float a, float b, bo
   }
 }
 
-bool cpu_has_avx2() {
-  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return ok;
-}
-
 }  // namespace
 
 bool fast_group_norm_applies(const at::Tensor& x, int64_t groups) {
-  return cpu_has_avx2() && x.device().is_cpu() && x.scalar_type() == at::kFloat && x.dim() >= 2 &&
+  return avx2::cpu_has_avx2_fma() && x.device().is_cpu() && x.scalar_type() == at::kFloat && x.dim() >= 2 &&
          x.is_contiguous() && groups > 0 && x.size(1) % groups == 0 && x.numel() > 0;
 }
 
