@@ -6,6 +6,8 @@
 #include <functional>
 #include <set>
 
+#include <openssl/evp.h>
+
 #include "graph/registry.h"
 #include "graph/validation.h"
 
@@ -33,12 +35,42 @@ bool contains_nan(const json& v) {
   return false;
 }
 
+std::string sha256_hex(const std::string& text) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(text.data(), text.size(), md, &len, EVP_sha256(), nullptr);
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) out += {hex[md[i] >> 4], hex[md[i] & 15]};
+  return out;
+}
+
 }  // namespace
 
+// A node's key is its immediate signature (class, change fingerprint, constants, and for each
+// linked input the digest of the ancestor's key and the output index), so it embeds the whole
+// ancestor graph as ComfyUI's CacheKeySetInputSignature does. ComfyUI re-lists every ancestor in
+// each key (quadratic in the graph's depth: 5 ms per node at 400 nodes); a digest per ancestor
+// keeps each key as long as the node's own inputs. Two inputs linked to distinct ancestors whose
+// keys are equal compute the same value, so merging them cannot return a wrong output.
 CacheKeys::CacheKeys(const Registry& registry, const json& prompt, const std::map<std::string, json>& fingerprints) {
-  auto immediate = [&](const std::string& id, const std::map<std::string, size_t>& order) {
-    if (!prompt.contains(id)) return json::array({unique_marker()});
-    const json& node = prompt[id];
+  // ordered_json looks keys up linearly: index the prompt once.
+  std::unordered_map<std::string, const json*> nodes;
+  for (auto& [id, node] : prompt.items()) nodes.emplace(id, &node);
+  std::unordered_map<std::string, std::string> digests;  // node id -> SHA-256 of its key
+  std::set<std::string> visiting;
+
+  std::function<std::string(const std::string&)> key_of;
+  auto digest_of = [&](const std::string& id) -> std::string {
+    if (auto it = digests.find(id); it != digests.end()) return it->second;
+    // A missing ancestor, or a cycle (validation refuses both), never equals anything.
+    if (!nodes.count(id) || visiting.count(id)) return unique_marker().dump();
+    return digests[id] = sha256_hex(key_of(id));
+  };
+  key_of = [&](const std::string& id) -> std::string {
+    if (auto it = keys_.find(id); it != keys_.end()) return it->second;
+    const json& node = *nodes.at(id);
+    visiting.insert(id);
     std::string class_type = node.value("class_type", "");
     const NodeDef* def = registry.find(class_type);
     json sig = json::array({class_type});
@@ -48,38 +80,15 @@ CacheKeys::CacheKeys(const Registry& registry, const json& prompt, const std::ma
     if (def && (def->not_idempotent_ || def->has_hidden("UNIQUE_ID"))) sig.push_back(id);
     for (auto& name : sorted_input_names(node)) {
       const json& v = node["inputs"][name];
-      if (is_link(v)) {
-        auto it = order.find(v[0].get<std::string>());
-        sig.push_back(json::array({name, json::array({"ANCESTOR", it == order.end() ? json(nullptr) : json(it->second), v[1]})}));
-      } else {
+      if (is_link(v))
+        sig.push_back(json::array({name, json::array({"ANCESTOR", digest_of(v[0].get<std::string>()), v[1]})}));
+      else
         sig.push_back(json::array({name, v}));
-      }
     }
-    return sig;
+    visiting.erase(id);
+    return keys_[id] = sig.dump();
   };
-
-  for (auto& [id, node] : prompt.items()) {
-    // Ancestors by a depth-first walk over inputs in sorted name order, numbered by first visit.
-    std::vector<std::string> ancestors;
-    std::map<std::string, size_t> order;
-    std::function<void(const std::string&)> walk = [&](const std::string& n) {
-      if (!prompt.contains(n)) return;
-      const json& nd = prompt[n];
-      for (auto& name : sorted_input_names(nd)) {
-        const json& v = nd["inputs"][name];
-        if (!is_link(v)) continue;
-        std::string a = v[0].get<std::string>();
-        if (order.count(a)) continue;
-        ancestors.push_back(a);
-        order[a] = ancestors.size() - 1;
-        walk(a);
-      }
-    };
-    walk(id);
-    json sig = json::array({immediate(id, order)});
-    for (auto& a : ancestors) sig.push_back(immediate(a, order));
-    keys_[id] = sig.dump();
-  }
+  for (auto& [id, node] : nodes) key_of(id);
 }
 
 std::optional<std::string> CacheKeys::key(const std::string& node_id) const {

@@ -1,9 +1,17 @@
 #include "models/vae_model.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <string>
 
 #include "core/error.h"
+#include "models/weight_pages.h"
+#include "nn/matmul.h"
 #include "nn/taesd.h"
 
 namespace comfy {
@@ -20,6 +28,40 @@ constexpr double kBatchBudgetBytes = 8.0 * (1u << 30);
 
 int64_t batch_number(double bytes_per_item) {
   return std::max<int64_t>(1, static_cast<int64_t>(kBatchBudgetBytes / std::max(1.0, bytes_per_item)));
+}
+
+// Peak working memory of nn::vae_decode per latent pixel of one item, in bytes: at the
+// full-resolution level of SD's decoder, the first res block holds its 256-channel input, its
+// 128-channel shortcut and the kernel's reordered copy of the input (about 2.5 KB per output
+// pixel, 64 output pixels per latent pixel), measured at 512x512 with some margin. ComfyUI's
+// own figure (2178*64 floats) is for PyTorch's allocations.
+double decode_bytes_per_latent_pixel(const nn::VaeConfig& cfg) {
+  const double c = static_cast<double>(cfg.ch);  // 128 for SD
+  const double per_output_pixel = 4.0 * c * 6.0;  // 3 KB at ch = 128
+  return per_output_pixel * static_cast<double>(cfg.compression() * cfg.compression());
+}
+
+// Memory a decode may use: COMFY_MEMORY_AVAILABLE_MB when set (a budget, e.g. on a shared
+// machine), else the kernel's MemAvailable (free memory plus reclaimable page cache).
+double available_bytes() {
+  if (const char* env = std::getenv("COMFY_MEMORY_AVAILABLE_MB")) return std::atof(env) * 1024.0 * 1024.0;
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  double kb = 0;
+  std::string unit;
+  while (meminfo >> key >> kb >> unit)
+    if (key == "MemAvailable:") return kb * 1024.0;
+  return 8.0 * (1u << 30);
+}
+
+// Before a decode, the stages before it (text encoders, the diffusion model) are done: their
+// mapped weight pages leave this process's resident set (they stay in the page cache and come
+// back on the next read), the networks' conversion buffers are freed, and malloc returns its
+// free pages to the system. This is where a 512x512 text-to-image run would otherwise peak.
+void release_before_decode() {
+  release_all_weight_pages();
+  nn::release_scratch();
+  ::malloc_trim(0);
 }
 
 at::Tensor process_output(const at::Tensor& x) { return at::clamp((x + 1.0) / 2.0, 0.0, 1.0); }
@@ -95,12 +137,27 @@ at::Tensor Vae::decode(const at::Tensor& latent) const {
                                          " channels, this VAE takes " + std::to_string(latent_channels()));
   samples = samples.to(at::kFloat);
   const int64_t b = samples.size(0);
-  const int64_t step = batch_number(2178.0 * samples.size(2) * samples.size(3) * 64 * 4);
+  int64_t step = batch_number(2178.0 * samples.size(2) * samples.size(3) * 64 * 4);
+  if (kind_ == Kind::kl) {
+    release_before_decode();
+    // ComfyUI decodes in batches of free memory / memory_used_decode, and when a decode runs
+    // out of memory it decodes tiled instead (decode_tiled_ with its defaults). On the CPU an
+    // allocation does not fail (the OOM killer ends the process), so the estimate decides.
+    const double per_item = decode_bytes_per_latent_pixel(cfg_) * static_cast<double>(samples.size(2) * samples.size(3));
+    const double available = available_bytes();
+    if (per_item > available) {
+      std::cerr << "Warning: Ran out of memory when regular VAE decoding, retrying with tiled VAE decoding.\n";
+      return decode_tiled(samples);
+    }
+    step = std::max<int64_t>(1, static_cast<int64_t>(available / per_item));
+  }
   std::vector<at::Tensor> parts;
   for (int64_t i = 0; i < b; i += step)
     parts.push_back(process_output(decode_raw(samples.narrow(0, i, std::min(step, b - i)))));
   at::Tensor out = parts.size() == 1 ? parts[0] : at::cat(parts, 0);
-  return out.movedim(1, -1).contiguous();
+  out = out.movedim(1, -1).contiguous();
+  if (kind_ == Kind::kl) ::malloc_trim(0);
+  return out;
 }
 
 at::Tensor Vae::encode(const at::Tensor& image) const {
@@ -179,6 +236,7 @@ at::Tensor Vae::decode_tiled(const at::Tensor& latent, int64_t tile_x, int64_t t
     throw ComfyError("RuntimeError", "VAE decode: the latent has " + std::to_string(latent.size(1)) +
                                          " channels, this VAE takes " + std::to_string(latent_channels()));
   at::Tensor samples = latent.to(at::kFloat);
+  if (kind_ == Kind::kl) release_before_decode();
   auto fn = [this](const at::Tensor& a) { return decode_raw(a); };
   const double up = static_cast<double>(upscale_ratio());
   const int64_t ch = output_channels();

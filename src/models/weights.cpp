@@ -2,10 +2,43 @@
 
 #include <algorithm>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "models/weight_pages.h"
 
 namespace comfy {
+
+namespace {
+
+// Every file a WeightSet maps, for release_all_weight_pages (expired entries are pruned).
+std::mutex g_files_mutex;
+std::vector<std::weak_ptr<const SafetensorsFile>> g_files;
+
+void register_file(const std::shared_ptr<const SafetensorsFile>& file) {
+  std::lock_guard<std::mutex> lock(g_files_mutex);
+  g_files.erase(std::remove_if(g_files.begin(), g_files.end(), [](const auto& f) { return f.expired(); }), g_files.end());
+  g_files.push_back(file);
+}
+
+uintptr_t page_size() {
+  static const uintptr_t size = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  return size;
+}
+
+// MADV_DONTNEED over the whole pages inside [begin, end). The mappings are PROT_READ + MAP_SHARED,
+// so no page can hold private changes that this would drop.
+int64_t drop_pages(uintptr_t begin, uintptr_t end) {
+  const uintptr_t ps = page_size();
+  const uintptr_t b = (begin + ps - 1) / ps * ps, e = end / ps * ps;
+  if (e <= b) return 0;
+  if (::madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED) != 0) return 0;
+  return static_cast<int64_t>(e - b);
+}
+
+}  // namespace
 
 struct WeightSet::Shared {
   std::unordered_map<std::string, at::Tensor> tensors;
@@ -21,6 +54,7 @@ std::shared_ptr<const WeightSet> WeightSet::from_file(std::shared_ptr<const Safe
     if (is_fp8_dtype(info.dtype)) shared->fp8_dtype.emplace(key, info.dtype);
   }
   shared->keep_alive.push_back(file);
+  register_file(file);
   auto set = std::make_shared<WeightSet>();
   set->base_ = std::move(shared);
   return set;
@@ -130,6 +164,58 @@ std::shared_ptr<const WeightSet> WeightSet::renamed_prefix(const std::string& pr
 std::vector<int64_t> Weights::shape(const std::string& key) const {
   at::Tensor t = set->raw(prefix + key);
   return std::vector<int64_t>(t.sizes().begin(), t.sizes().end());
+}
+
+int64_t release_all_weight_pages() {
+  std::lock_guard<std::mutex> lock(g_files_mutex);
+  int64_t total = 0;
+  for (const auto& weak : g_files) {
+    if (auto file = weak.lock()) {
+      const auto begin = reinterpret_cast<uintptr_t>(file->mapped_data());
+      total += drop_pages(begin, begin + file->mapped_size());
+    }
+  }
+  return total;
+}
+
+int64_t release_weight_pages(const Weights& w) {
+  std::vector<std::shared_ptr<const SafetensorsFile>> files;
+  {
+    std::lock_guard<std::mutex> lock(g_files_mutex);
+    for (const auto& weak : g_files)
+      if (auto f = weak.lock()) files.push_back(std::move(f));
+  }
+  if (files.empty() || !w.set) return 0;
+  // raw() decodes fp8 tensors to fresh f32: with such a file open, reading every tensor here
+  // would cost more than the pages are worth.
+  for (const auto& f : files)
+    for (const std::string& k : f->keys())
+      if (is_fp8_dtype(f->info(k).dtype)) return 0;
+  auto in_file = [&](uintptr_t p) {
+    for (const auto& f : files) {
+      const auto b = reinterpret_cast<uintptr_t>(f->mapped_data());
+      if (p >= b && p < b + f->mapped_size()) return true;
+    }
+    return false;
+  };
+  std::vector<std::pair<uintptr_t, uintptr_t>> ranges;
+  for (const std::string& key : w.keys()) {
+    const at::Tensor t = w.set->raw(w.prefix + key);
+    if (!t.defined() || t.numel() == 0 || !t.device().is_cpu()) continue;
+    const auto b = reinterpret_cast<uintptr_t>(t.data_ptr());
+    if (in_file(b)) ranges.emplace_back(b, b + static_cast<uintptr_t>(t.numel() * t.element_size()));
+  }
+  std::sort(ranges.begin(), ranges.end());
+  // Runs of tensors at most a page apart are released together; only whole pages inside a run
+  // go, so the pages at its ends, which may hold another tensor's bytes, stay.
+  const uintptr_t ps = page_size();
+  int64_t total = 0;
+  for (size_t i = 0; i < ranges.size();) {
+    uintptr_t b = ranges[i].first, e = ranges[i].second;
+    for (++i; i < ranges.size() && ranges[i].first <= e + ps; ++i) e = std::max(e, ranges[i].second);
+    total += drop_pages(b, e);
+  }
+  return total;
 }
 
 }  // namespace comfy

@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <map>
+#include <unordered_map>
 #include <mutex>
 #include <tuple>
 
@@ -65,7 +66,12 @@ const ConvPlan& plan_for(const ConvKey& key) {
   dnnl::memory::desc bias_md(dims{o}, dt::f32, tag::x);
   dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_any,
                                        wei_any, bias_md, dst_any, dims{stride, stride}, dims{pad, pad}, dims{pad, pad});
-  p.pd = dnnl::convolution_forward::primitive_desc(desc, engine);
+  // A user-managed scratchpad: with oneDNN's default (library) mode the scratchpad is a buffer
+  // of the thread that created the primitive, and a cached primitive run from another thread
+  // (a second server's executor, a test) writes past the end of that thread's buffer.
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  p.pd = dnnl::convolution_forward::primitive_desc(desc, attr, engine);
   p.conv = dnnl::convolution_forward(p.pd);
   if (p.pd.src_desc() != p.src_plain) {
     p.src_reorder = true;
@@ -129,9 +135,9 @@ bool onednn_conv_applies(const at::Tensor& x) {
   return x.device().is_cpu() && x.scalar_type() == at::kFloat && x.dim() == 4;
 }
 
-at::Tensor conv2d_onednn(const at::Tensor& x_in, const at::Tensor& weight, const at::Tensor& bias, int64_t stride,
+at::Tensor conv2d_onednn(at::Tensor x, const at::Tensor& weight, const at::Tensor& bias, int64_t stride,
                          int64_t padding) {
-  at::Tensor x = x_in.contiguous();
+  if (!x.is_contiguous()) x = x.contiguous();
   const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
   const int64_t o = weight.size(0), kh = weight.size(2), kw = weight.size(3);
   TORCH_CHECK(weight.size(1) == c, "conv2d: weight ", weight.sizes(), " does not fit input ", x.sizes());
@@ -160,26 +166,49 @@ at::Tensor conv2d_onednn(const at::Tensor& x_in, const at::Tensor& weight, const
   }
   at::Tensor b = bias.defined() ? bias.to(at::kFloat).contiguous() : at::zeros({o}, x.options());
 
-  at::Tensor out = at::empty({n, o, p.dst_plain.dims()[2], p.dst_plain.dims()[3]}, x.options());
-  at::Tensor src_buf, dst_buf;
+  // Buffers are allocated as late and dropped as early as the order of the steps allows: x goes
+  // once its blocked copy is made, that copy once the kernel has run (at the 512x512 level of the
+  // VAE each of these is 128-256 MB).
+  const at::TensorOptions options = x.options();
+  const std::vector<int64_t> out_sizes{n, o, p.dst_plain.dims()[2], p.dst_plain.dims()[3]};
+  at::Tensor src_buf, dst_buf, out;
   dnnl::memory src_mem(p.src_plain, engine, x.data_ptr());
   if (p.src_reorder) {
-    src_buf = at::empty({static_cast<int64_t>(p.pd.src_desc().get_size() / sizeof(float))}, x.options());
+    src_buf = at::empty({static_cast<int64_t>(p.pd.src_desc().get_size() / sizeof(float))}, options);
     dnnl::memory blocked(p.pd.src_desc(), engine, src_buf.data_ptr());
     p.to_src.execute(stream, src_mem, blocked);
+    stream.wait();
     src_mem = blocked;
+    x = at::Tensor();
   }
-  dnnl::memory dst_mem(p.dst_plain, engine, out.data_ptr());
-  dnnl::memory conv_dst = dst_mem;
+  dnnl::memory conv_dst;
   if (p.dst_reorder) {
-    dst_buf = at::empty({static_cast<int64_t>(p.pd.dst_desc().get_size() / sizeof(float))}, x.options());
+    dst_buf = at::empty({static_cast<int64_t>(p.pd.dst_desc().get_size() / sizeof(float))}, options);
     conv_dst = dnnl::memory(p.pd.dst_desc(), engine, dst_buf.data_ptr());
+  } else {
+    out = at::empty(out_sizes, options);
+    conv_dst = dnnl::memory(p.dst_plain, engine, out.data_ptr());
   }
   dnnl::memory wei_mem(p.pd.weights_desc(), engine, wk.data_ptr());
   dnnl::memory bias_mem(p.pd.bias_desc(), engine, b.data_ptr());
-  p.conv.execute(stream, {{DNNL_ARG_SRC, src_mem}, {DNNL_ARG_WEIGHTS, wei_mem}, {DNNL_ARG_BIAS, bias_mem}, {DNNL_ARG_DST, conv_dst}});
-  if (p.dst_reorder) p.from_dst.execute(stream, conv_dst, dst_mem);
+  std::unordered_map<int, dnnl::memory> args{
+      {DNNL_ARG_SRC, src_mem}, {DNNL_ARG_WEIGHTS, wei_mem}, {DNNL_ARG_BIAS, bias_mem}, {DNNL_ARG_DST, conv_dst}};
+  at::Tensor scratchpad;
+  if (const size_t bytes = p.pd.scratchpad_desc().get_size()) {
+    scratchpad = at::empty({static_cast<int64_t>(bytes)}, options.dtype(at::kByte));
+    args.emplace(DNNL_ARG_SCRATCHPAD, dnnl::memory(p.pd.scratchpad_desc(), engine, scratchpad.data_ptr()));
+  }
+  p.conv.execute(stream, args);
   stream.wait();
+  scratchpad = at::Tensor();
+  src_buf = at::Tensor();
+  x = at::Tensor();
+  if (p.dst_reorder) {
+    out = at::empty(out_sizes, options);
+    dnnl::memory dst_mem(p.dst_plain, engine, out.data_ptr());
+    p.from_dst.execute(stream, conv_dst, dst_mem);
+    stream.wait();
+  }
   return out;
 }
 

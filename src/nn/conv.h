@@ -12,7 +12,9 @@ namespace comfy::nn {
 bool onednn_conv_applies(const at::Tensor& x);
 // x [N, C, H, W] f32 (any strides), weight [O, C, kh, kw] f16 or f32, bias [O] (any float dtype,
 // may be undefined) -> [N, O, H', W'] f32 contiguous.
-at::Tensor conv2d_onednn(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, int64_t stride,
+// x is taken by value: when the kernel reads a reordered copy of it, x is dropped right after
+// the copy (its memory is freed there if the caller moved its last reference in).
+at::Tensor conv2d_onednn(at::Tensor x, const at::Tensor& weight, const at::Tensor& bias, int64_t stride,
                          int64_t padding);
 
 }  // namespace comfy::nn

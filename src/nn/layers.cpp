@@ -64,6 +64,28 @@ at::Tensor conv2d(const Weights& w, const at::Tensor& x, int64_t stride, int64_t
   return at::conv2d(x, weight_of(w, "weight", dtype), bias_of(w, dtype), {stride, stride}, {padding, padding});
 }
 
+at::Tensor conv2d_consume(const Weights& w, at::Tensor x, int64_t stride, int64_t padding) {
+  Scope t(profile::kConv);
+  if (paths().conv && onednn_conv_applies(x)) {
+    at::Tensor weight = weight_as_kept(w, "weight");
+    at::Tensor bias = w.has("bias") ? weight_as_kept(w, "bias") : at::Tensor();
+    return conv2d_onednn(std::move(x), weight, bias, stride, padding);
+  }
+  auto dtype = x.scalar_type();
+  return at::conv2d(x, weight_of(w, "weight", dtype), bias_of(w, dtype), {stride, stride}, {padding, padding});
+}
+
+at::Tensor group_norm_silu_consume(const Weights& w, at::Tensor x, int64_t groups, double eps) {
+  if (paths().gn_silu && fast_group_norm_applies(x, groups) && x.use_count() == 1 &&
+      x.storage().use_count() == 1) {
+    Scope t(profile::kNorm);
+    auto dtype = x.scalar_type();
+    return group_norm_cpu(x, groups, weight_of(w, "weight", dtype), bias_of(w, dtype).value_or(at::Tensor()), eps, true,
+                          /*in_place=*/true);
+  }
+  return group_norm_silu(w, x, groups, eps);
+}
+
 at::Tensor group_norm(const Weights& w, const at::Tensor& x, int64_t groups, double eps) {
   Scope t(profile::kNorm);
   auto dtype = x.scalar_type();

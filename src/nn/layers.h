@@ -18,6 +18,11 @@ at::Tensor group_norm(const Weights& w, const at::Tensor& x, int64_t groups, dou
 // silu(group_norm(x)): the res blocks' GroupNorm + SiLU, in one pass over x on the CPU.
 at::Tensor group_norm_silu(const Weights& w, const at::Tensor& x, int64_t groups, double eps);
 at::Tensor layer_norm(const Weights& w, const at::Tensor& x, double eps);
+// Variants that take x by value and may drop it (or overwrite it) as soon as it has been read: a
+// caller that moves its last reference in frees that memory inside the op (the VAE's 512x512
+// activations are 128-256 MB each). Same results as conv2d / group_norm_silu.
+at::Tensor conv2d_consume(const Weights& w, at::Tensor x, int64_t stride = 1, int64_t padding = 0);
+at::Tensor group_norm_silu_consume(const Weights& w, at::Tensor x, int64_t groups, double eps);
 
 // softmax(q kᵀ / sqrt(d)) v for q [B, Lq, heads*d], k/v [B, Lk, heads*d] -> [B, Lq, heads*d].
 // `mask`, when given, is added to the scores (broadcast to [B*heads, Lq, Lk] or [Lq, Lk]).

@@ -44,9 +44,16 @@ bool cpu_has_f16c() {
 
 }  // namespace
 
+namespace {
+thread_local at::Tensor g_scratch[4];
+}
+
+void release_scratch() {
+  for (at::Tensor& b : g_scratch) b = at::Tensor();
+}
+
 at::Tensor scratch_floats(int64_t numel, int slot) {
-  thread_local at::Tensor buffers[4];
-  at::Tensor& buf = buffers[slot];
+  at::Tensor& buf = g_scratch[slot];
   if (!buf.defined() || buf.numel() < numel) {
     buf = at::Tensor();  // free the old one first
     buf = at::empty({numel}, at::TensorOptions().dtype(at::kFloat));

@@ -19,5 +19,8 @@ at::Tensor to_float_scratch(const at::Tensor& t, int slot);
 // A float tensor of `numel` elements from this thread's reused buffer `slot` (2 or 3), valid until
 // the next call with that slot on this thread.
 at::Tensor scratch_floats(int64_t numel, int slot);
+// Frees this thread's scratch buffers (the largest weight of the last network: up to ~120 MB per
+// slot for SD1.5's UNet); the next use allocates again. For the end of a stage.
+void release_scratch();
 
 }  // namespace comfy::nn

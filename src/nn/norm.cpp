@@ -81,12 +81,12 @@ bool fast_group_norm_applies(const at::Tensor& x, int64_t groups) {
 }
 
 at::Tensor group_norm_cpu(const at::Tensor& x, int64_t groups, const at::Tensor& weight, const at::Tensor& bias,
-                          double eps, bool silu) {
+                          double eps, bool silu, bool in_place) {
   const int64_t n = x.size(0), c = x.size(1);
   const int64_t spatial = x.numel() / (n * c), cpg = c / groups;
   at::Tensor w = weight.defined() ? weight.to(at::kFloat).contiguous() : at::ones({c}, x.options());
   at::Tensor b = bias.defined() ? bias.to(at::kFloat).contiguous() : at::zeros({c}, x.options());
-  at::Tensor y = at::empty_like(x);
+  at::Tensor y = in_place ? x : at::empty_like(x);
   const float* xp = x.data_ptr<float>();
   const float* wp = w.data_ptr<float>();
   const float* bp = b.data_ptr<float>();
@@ -112,7 +112,7 @@ at::Tensor group_norm_cpu(const at::Tensor& x, int64_t groups, const at::Tensor&
 
 #else
 bool fast_group_norm_applies(const at::Tensor&, int64_t) { return false; }
-at::Tensor group_norm_cpu(const at::Tensor& x, int64_t, const at::Tensor&, const at::Tensor&, double, bool) {
+at::Tensor group_norm_cpu(const at::Tensor& x, int64_t, const at::Tensor&, const at::Tensor&, double, bool, bool) {
   TORCH_CHECK(false, "group_norm_cpu needs x86-64");
   return x;
 }

@@ -4,7 +4,9 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "nn/attention.h"
 #include "nn/layers.h"
+#include "nn/profile.h"
 
 namespace comfy::nn {
 
@@ -27,37 +29,44 @@ at::Tensor proj1x1(const Weights& w, const at::Tensor& x) {
   return at::conv2d(x, weight, bias);
 }
 
-// ResnetBlock without a timestep embedding (temb_channels = 0 in the autoencoder).
-at::Tensor resnet_block(const Weights& w, const at::Tensor& x) {
-  at::Tensor h = conv2d(w.sub("conv1."), at::silu(norm(w.sub("norm1."), x)), 1, 1);
-  // dropout is 0 at inference
-  h = conv2d(w.sub("conv2."), at::silu(norm(w.sub("norm2."), h)), 1, 1);
-  at::Tensor skip = x;
+at::Tensor norm_silu(const Weights& w, at::Tensor x) { return group_norm_silu_consume(w, std::move(x), kGroups, kEps); }
+
+// ResnetBlock without a timestep embedding (temb_channels = 0 in the autoencoder). x is
+// consumed: the block computes in an order that lets each large activation go as soon as it is
+// dead (the shortcut first, so that GroupNorm+SiLU can then overwrite x), which bounds the
+// decoder's memory at 512x512 and above. The sums are the same as skip + h.
+at::Tensor resnet_block(const Weights& w, at::Tensor x) {
+  at::Tensor skip;
   if (w.has("nin_shortcut.weight")) skip = conv2d(w.sub("nin_shortcut."), x);
   else if (w.has("conv_shortcut.weight")) skip = conv2d(w.sub("conv_shortcut."), x, 1, 1);
-  return skip + h;
+  else skip = x;  // x stays alive as the shortcut, so the norm below writes a new tensor
+  at::Tensor h = conv2d_consume(w.sub("conv1."), norm_silu(w.sub("norm1."), std::move(x)), 1, 1);
+  // dropout is 0 at inference
+  h = conv2d_consume(w.sub("conv2."), norm_silu(w.sub("norm2."), std::move(h)), 1, 1);
+  return h.add_(skip);
 }
 
 // AttnBlock: single-head self-attention over the H*W pixels, channels as features, scaled by
-// C^-0.5. Queries go in slices so that large images do not need the whole [HW,HW] score matrix
-// at once (ComfyUI's slice_attention does the same; each row's softmax is unchanged).
+// C^-0.5. On the CPU fast path the blocked attention (nn/attention) never builds the [HW,HW]
+// score matrix; otherwise queries go in slices so that large images do not need it at once
+// (ComfyUI's slice_attention does the same; each row's softmax is unchanged).
 at::Tensor attn_block(const Weights& w, const at::Tensor& x) {
   at::Tensor h = norm(w.sub("norm."), x);
   const int64_t b = x.size(0), c = x.size(1), hh = x.size(2), ww = x.size(3), n = hh * ww;
   auto tokens = [&](const at::Tensor& t) { return t.reshape({b, c, n}).transpose(1, 2); };  // [B,HW,C]
-  at::Tensor q = tokens(proj1x1(w.sub("q."), h));
+  at::Tensor q = tokens(proj1x1(w.sub("q."), h)).contiguous();
   at::Tensor k = tokens(proj1x1(w.sub("k."), h)).contiguous();
   at::Tensor v = tokens(proj1x1(w.sub("v."), h)).contiguous();
   // Keep a score slice near 256 MiB.
   const int64_t budget = int64_t{64} << 20;  // floats
   int64_t rows = std::max<int64_t>(1, budget / std::max<int64_t>(1, b * n));
   at::Tensor out;
-  if (rows >= n) {
-    out = attention(q.contiguous(), k, v, 1);
+  if (rows >= n || (paths().attention && c % 8 == 0 && blocked_attention_applies(q, k, v))) {
+    out = attention(q, k, v, 1);
   } else {
     std::vector<at::Tensor> parts;
     for (int64_t i = 0; i < n; i += rows)
-      parts.push_back(attention(q.narrow(1, i, std::min(rows, n - i)).contiguous(), k, v, 1));
+      parts.push_back(attention(q.narrow(1, i, std::min(rows, n - i)), k, v, 1));
     out = at::cat(parts, 1);
   }
   out = out.transpose(1, 2).reshape({b, c, hh, ww});
@@ -67,13 +76,14 @@ at::Tensor attn_block(const Weights& w, const at::Tensor& x) {
 // Downsample: no asymmetric padding in torch's conv, so pad right/bottom by one, then a 3x3
 // conv with stride 2 and no padding.
 at::Tensor downsample(const Weights& w, const at::Tensor& x) {
-  return conv2d(w.sub("conv."), at::constant_pad_nd(x, {0, 1, 0, 1}, 0), 2, 0);
+  return conv2d_consume(w.sub("conv."), at::constant_pad_nd(x, {0, 1, 0, 1}, 0), 2, 0);
 }
 
 // Upsample: nearest x2, then a 3x3 conv.
-at::Tensor upsample(const Weights& w, const at::Tensor& x) {
+at::Tensor upsample(const Weights& w, at::Tensor x) {
   at::Tensor up = at::upsample_nearest2d(x, {x.size(2) * 2, x.size(3) * 2});
-  return conv2d(w.sub("conv."), up, 1, 1);
+  x = at::Tensor();
+  return conv2d_consume(w.sub("conv."), std::move(up), 1, 1);
 }
 
 // The optional attention after block `i` of a level (attn_resolutions; empty for SD).
@@ -150,15 +160,15 @@ at::Tensor vae_encode(const VaeConfig& cfg, const Weights& w, const at::Tensor& 
   for (int64_t level = 0; level < cfg.num_resolutions(); ++level) {
     Weights down = e.sub("down." + std::to_string(level) + ".");
     for (int64_t i = 0; i < cfg.num_res_blocks; ++i) {
-      h = resnet_block(down.sub("block." + std::to_string(i) + "."), h);
+      h = resnet_block(down.sub("block." + std::to_string(i) + "."), std::move(h));
       h = maybe_attn(down, i, h);
     }
     if (level != cfg.num_resolutions() - 1) h = downsample(down.sub("downsample."), h);
   }
-  h = resnet_block(e.sub("mid.block_1."), h);
+  h = resnet_block(e.sub("mid.block_1."), std::move(h));
   h = attn_block(e.sub("mid.attn_1."), h);
-  h = resnet_block(e.sub("mid.block_2."), h);
-  h = conv2d(e.sub("conv_out."), at::silu(norm(e.sub("norm_out."), h)), 1, 1);
+  h = resnet_block(e.sub("mid.block_2."), std::move(h));
+  h = conv2d_consume(e.sub("conv_out."), norm_silu(e.sub("norm_out."), std::move(h)), 1, 1);
   if (!cfg.quant_conv.empty()) h = conv2d(w.sub(cfg.quant_conv), h);
   // DiagonalGaussianDistribution: mean, logvar = chunk(2, dim=1); the regularizer returns the mode.
   return h.narrow(1, 0, h.size(1) / 2).contiguous();
@@ -172,18 +182,18 @@ at::Tensor vae_decode(const VaeConfig& cfg, const Weights& w, const at::Tensor& 
   if (!cfg.post_quant_conv.empty()) h = conv2d(w.sub(cfg.post_quant_conv), h);
   Weights d = w.sub("decoder.");
   h = conv2d(d.sub("conv_in."), h, 1, 1);
-  h = resnet_block(d.sub("mid.block_1."), h);
+  h = resnet_block(d.sub("mid.block_1."), std::move(h));
   h = attn_block(d.sub("mid.attn_1."), h);
-  h = resnet_block(d.sub("mid.block_2."), h);
+  h = resnet_block(d.sub("mid.block_2."), std::move(h));
   for (int64_t level = cfg.num_resolutions() - 1; level >= 0; --level) {
     Weights up = d.sub("up." + std::to_string(level) + ".");
     for (int64_t i = 0; i < cfg.num_res_blocks + 1; ++i) {
-      h = resnet_block(up.sub("block." + std::to_string(i) + "."), h);
+      h = resnet_block(up.sub("block." + std::to_string(i) + "."), std::move(h));
       h = maybe_attn(up, i, h);
     }
-    if (level != 0) h = upsample(up.sub("upsample."), h);
+    if (level != 0) h = upsample(up.sub("upsample."), std::move(h));
   }
-  return conv2d(d.sub("conv_out."), at::silu(norm(d.sub("norm_out."), h)), 1, 1);
+  return conv2d_consume(d.sub("conv_out."), norm_silu(d.sub("norm_out."), std::move(h)), 1, 1);
 }
 
 }  // namespace comfy::nn

@@ -4,6 +4,12 @@
 #include <c10/core/InferenceMode.h>
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "io/safetensors.h"
+#include "models/weight_pages.h"
 #include "nn/layers.h"
 #include "nn/matmul.h"
 #include "nn/profile.h"
@@ -85,6 +91,69 @@ TEST(FastPaths, GroupNormAndSiluMatchLibtorch) {
   at::Tensor y = nn::group_norm_silu(Weights(set), x, 32, 1e-5);
   EXPECT_TRUE(y.isfinite().all().item<bool>());
   EXPECT_LT(fast_vs_plain([&] { return nn::group_norm_silu(Weights(set), x, 32, 1e-5); }), 1e-5);
+}
+
+TEST(FastPaths, ConsumingVariantsMatchAndSpareSharedInputs) {
+  c10::InferenceMode guard;
+  at::manual_seed(5);
+  auto set = WeightSet::from_tensors({{"weight", (at::randn({24, 32, 3, 3}) * 0.05).to(at::kHalf)},
+                                      {"bias", at::randn({24}).to(at::kHalf)}});
+  auto norm = WeightSet::from_tensors({{"weight", at::randn({32})}, {"bias", at::randn({32})}});
+  for (int64_t hw : {9, 40}) {  // the gemm and the blocked (reordered) kernels
+    at::Tensor x = at::randn({1, 32, hw, hw});
+    const at::Tensor kept = x.clone();
+    at::Tensor expected = nn::conv2d(Weights(set), x, 1, 1);
+    EXPECT_TRUE(at::equal(nn::conv2d_consume(Weights(set), x.clone(), 1, 1), expected)) << hw;
+    EXPECT_TRUE(at::equal(nn::conv2d_consume(Weights(set), x, 1, 1), expected)) << hw;
+    EXPECT_TRUE(at::equal(x, kept));  // still referenced here: read, not changed
+
+    at::Tensor gn = nn::group_norm_silu(Weights(norm), x, 32, 1e-6);
+    // Sole owner: computed in place, same values.
+    at::Tensor own = x.clone();
+    const void* own_data = own.data_ptr();
+    at::Tensor in_place = nn::group_norm_silu_consume(Weights(norm), std::move(own), 32, 1e-6);
+    EXPECT_TRUE(at::equal(in_place, gn));
+    if (nn::paths().gn_silu) {
+      EXPECT_EQ(in_place.data_ptr(), own_data);
+    }
+    // Shared (another reference, or a view of a larger tensor): the input is left alone.
+    at::Tensor gn_shared = nn::group_norm_silu_consume(Weights(norm), x, 32, 1e-6);
+    EXPECT_TRUE(at::equal(gn_shared, gn));
+    EXPECT_TRUE(at::equal(x, kept));
+    at::Tensor base = at::cat({x, x}, 0);
+    const at::Tensor base_kept = base.clone();
+    at::Tensor view_out = nn::group_norm_silu_consume(Weights(norm), base.narrow(0, 0, 1), 32, 1e-6);
+    EXPECT_TRUE(at::equal(view_out, gn));
+    EXPECT_TRUE(at::equal(base, base_kept));
+  }
+}
+
+TEST(WeightPages, ReleasedPagesReadBackUnchanged) {
+  c10::InferenceMode guard;
+  at::manual_seed(6);
+  const auto path = std::filesystem::temp_directory_path() / ("comfy_weight_pages_" + std::to_string(::getpid()) + ".safetensors");
+  at::Tensor a = at::randn({256, 1024}).to(at::kHalf), b = at::randn({300, 700});
+  save_safetensors(path, {{"clip.a", a}, {"unet.b", b}});
+  {
+    auto set = WeightSet::from_file(SafetensorsFile::open(path));
+    Weights clip(set, "clip."), unet(set, "unet.");
+    at::Tensor a_sum = clip("a").sum(), b_sum = unet("b").sum();  // touch every page
+    // The 512 KB of clip.a hold 126 whole pages at least (4 KB pages); nothing of unet.b's own
+    // pages is counted.
+    const int64_t released = release_weight_pages(clip);
+    EXPECT_GE(released, 120 * 4096);
+    EXPECT_LE(released, a.numel() * 2);
+    EXPECT_TRUE(at::equal(clip("a", at::kHalf), a));
+    EXPECT_TRUE(at::equal(unet("b"), b));
+    EXPECT_GE(release_all_weight_pages(), static_cast<int64_t>(a.numel() * 2 + b.numel() * 4) - 2 * 4096);
+    EXPECT_TRUE(at::equal(clip("a", at::kHalf), a));
+    EXPECT_TRUE(at::equal(unet("b"), b));
+    EXPECT_EQ(clip("a").sum().item<float>(), a_sum.item<float>());
+    EXPECT_EQ(unet("b").sum().item<float>(), b_sum.item<float>());
+    // In-memory weights have no pages to release.
+    EXPECT_EQ(release_weight_pages(Weights(WeightSet::from_tensors({{"x", a}}))), 0);
+  }
+  std::filesystem::remove(path);
 }
 
 TEST(FastPaths, HalfToFloatIsExact) {

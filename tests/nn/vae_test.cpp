@@ -3,6 +3,8 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #include "core/error.h"
 #include "nodes/latent_runner.h"
 
@@ -152,6 +154,21 @@ TEST(VaeDecodeTiled, SmallTilesStayCloseToTheUntiledDecode) {
   double tiled_diff = (tiled - whole).abs().mean().item<double>();
   double other_diff = (checkpoint_vae()->decode(other) - whole).abs().mean().item<double>();
   EXPECT_LT(tiled_diff, 0.25 * other_diff);
+}
+
+TEST(VaeDecode, TilesByItselfWhenMemoryIsShort) {
+  // ComfyUI's VAEDecode falls back to decode_tiled_ (64/64/16) when the decode runs out of
+  // memory; here the estimate against the available memory decides.
+  at::Generator gen = at::detail::createCPUGenerator(11);
+  at::Tensor z = at::randn({1, 4, 80, 72}, gen) * 4.39;
+  ::setenv("COMFY_MEMORY_AVAILABLE_MB", "1", 1);
+  at::Tensor short_of_memory = checkpoint_vae()->decode(z);
+  ::unsetenv("COMFY_MEMORY_AVAILABLE_MB");
+  at::Tensor tiled = checkpoint_vae()->decode_tiled(z, 64, 64, 16);
+  at::Tensor whole = checkpoint_vae()->decode(z);
+  ASSERT_EQ(short_of_memory.sizes(), whole.sizes());
+  EXPECT_TRUE(at::equal(short_of_memory, tiled));
+  EXPECT_FALSE(at::equal(whole, tiled));  // 80 > 64: the tiled decode really has several tiles
 }
 
 TEST(VaeEncodeTiled, OneTileEqualsTheUntiledEncode) {
