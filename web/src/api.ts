@@ -116,3 +116,53 @@ export class Api {
     this.ws = ws;
   }
 }
+
+// --- the model manager's routes (README "Model downloads"), for the model library and the
+// missing-models dialog. Functions over an Api so the class above stays as it is.
+export interface ModelFolder { name: string; folders: string[] }
+export interface ModelFile { name: string; pathIndex: number; modified: number; created?: number; size: number }
+export interface ModelInfo {
+  folder: string; name: string; path: string; size: number; modified: number;
+  format: string | null; metadata: Record<string, string> | null; tensors: number | null;
+  dtypes: Record<string, number> | null; parameters: number | null; kind: string | null;
+  family: string | null; family_from: string | null; title: string | null; trigger_words: string[];
+  sha256: string | null; autov2: string | null; error: string | null;
+}
+export interface MissingModel {
+  name: string; directory: string; url: string | null; hash: string | null; hash_type: string | null;
+  nodes: string[]; status: string; path: string | null; found_name: string | null; download_id: string | null; message: string;
+}
+export interface MissingReport { models: MissingModel[]; missing: number; warnings: string[] }
+export interface DownloadInfo {
+  id: string; url: string; directory: string; filename: string; status: string; bytes_done: number;
+  bytes_total: number; progress: number; speed: number; error: string | null;
+}
+// The `asset_download` WebSocket message (ComfyUI frontend's shape).
+export interface AssetDownload {
+  task_id: string; asset_name: string; bytes_total: number; bytes_downloaded: number; progress: number;
+  status: "created" | "running" | "completed" | "failed"; error?: string; directory?: string; speed?: number;
+}
+
+const jsonPost = (body: Json): RequestInit => ({ method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+
+export const modelFolders = (api: Api): Promise<ModelFolder[]> => api.fetchJson("/experiment/models");
+export const modelFiles = (api: Api, folder: string): Promise<ModelFile[]> =>
+  api.fetchJson(`/experiment/models/${encodeURIComponent(folder)}`);
+export const modelInfo = (api: Api, folder: string, filename: string): Promise<ModelInfo> =>
+  api.fetchJson(`/models/info?${new URLSearchParams({ folder, filename })}`);
+export const missingModels = (api: Api, workflow: Json): Promise<MissingReport> => api.fetchJson("/models/missing", jsonPost({ workflow }));
+export const startDownload = (api: Api, req: { url: string; directory: string; filename?: string; sha256?: string }): Promise<DownloadInfo> =>
+  api.fetchJson("/models/download", jsonPost(req));
+export const cancelDownload = (api: Api, id: string): Promise<{ cancelled: boolean }> =>
+  api.fetchJson(`/models/downloads/${encodeURIComponent(id)}/cancel`, { method: "POST" });
+export const getDownload = (api: Api, id: string): Promise<DownloadInfo> => api.fetchJson(`/models/downloads/${encodeURIComponent(id)}`);
+// Background hashing (POST /models/hash), where the server has it.
+export const startModelHash = (api: Api, folder: string, filename: string): Promise<Json> => api.fetchJson("/models/hash", jsonPost({ folder, filename }));
+// The model catalog (GET /models/catalog, POST /models/catalog/install), where the server has it.
+export interface CatalogEntry {
+  name: string; type: string; base: string; folder: string; filename: string; url: string; size: number | null;
+  sha256: string | null; source: string | null; description: string; installed: string | null;
+}
+export const modelCatalog = (api: Api): Promise<{ models: CatalogEntry[]; warnings: string[] }> => api.fetchJson("/models/catalog");
+export const installCatalogModel = (api: Api, name: string): Promise<{ status: string; download_id: string | null; path: string | null; message: string }> =>
+  api.fetchJson("/models/catalog/install", jsonPost({ name }));

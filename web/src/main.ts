@@ -9,7 +9,10 @@ import { WorkflowError, isUiWorkflow, workflowToPrompt } from "./prompt";
 import { QueuePanel, openViewer } from "./queue";
 import { installShortcuts } from "./shortcuts";
 import { type ComfyNode, type NodeError, addMultiline, applyControls, registerNodeTypes, setNodeImages, trackCanvas, uploadTo } from "./widgets";
+import { refreshComboValues, setErrorReporter } from "./widgets";
 import { download, readEmbedded } from "./workflow_io";
+import { MissingModelsDialog } from "./missing_models";
+import { ModelLibrary } from "./model_library";
 
 const STORAGE_KEY = "comfycpp.workflow";
 const api = new Api();
@@ -112,6 +115,7 @@ function loadWorkflow(workflow: Json) {
   if (ds?.offset && ds?.scale) { canvas.ds.offset = ds.offset; canvas.ds.scale = ds.scale; }
   canvas.setDirty(true, true);
   checkState();
+  void missingModels.check(workflow);
 }
 
 function loadApiPrompt(prompt: Json) {
@@ -154,6 +158,7 @@ function loadApiPrompt(prompt: Json) {
   }
   canvas.setDirty(true, true);
   checkState();
+  void missingModels.check(prompt);
 }
 
 async function openFile(file: File, dropEvent?: DragEvent) {
@@ -234,7 +239,23 @@ async function queue(front: boolean) {
 }
 
 // --- menu and panel
-const panel = new QueuePanel(api, { queue });
+const panel = new QueuePanel(api, {
+  queue,
+  load: (workflow, prompt) => {
+    if (workflow && isUiWorkflow(workflow)) loadWorkflow(workflow);
+    else if (prompt) loadApiPrompt(prompt);
+    else notify("this output carries no workflow", true);
+  },
+});
+setErrorReporter((m) => notify(m, true));
+// "Refresh" (and `r`): model lists and other combos from a fresh /object_info.
+async function refreshDefs() {
+  try {
+    const changed = refreshComboValues(graph.nodes, info, await api.objectInfo());
+    canvas.setDirty(true, true);
+    notify(changed ? `refreshed: ${changed} list${changed > 1 ? "s" : ""} changed` : "refreshed");
+  } catch (e) { notify(`refresh: ${e}`, true); }
+}
 const menu = document.createElement("div");
 menu.className = "comfy-menu";
 menu.innerHTML = `<span class="comfy-title">comfy.cpp</span>
@@ -242,9 +263,15 @@ menu.innerHTML = `<span class="comfy-title">comfy.cpp</span>
   <button data-act="save" title="Ctrl+S">Save</button>
   <button data-act="export">Export (API)</button>
   <button data-act="default">Load default</button>
+  <button data-act="refresh" title="R: reload model lists">Refresh</button>
   <button data-act="clear">Clear</button>`;
 menu.appendChild(panel.el);
 document.body.appendChild(menu);
+// The model library (button, `m`) and the missing-models dialog (model_library.ts, missing_models.ts).
+const refreshModelCombos = async () => { refreshComboValues(graph.nodes, info, await api.objectInfo()); canvas.setDirty(true, true); };
+const missingModels = new MissingModelsDialog({ api, refreshCombos: refreshModelCombos, notify, graph: graph as Json, changed: checkState });
+const modelLibrary = new ModelLibrary({ api, graph, canvas, info: () => info, refreshCombos: refreshModelCombos, changed: checkState, notify });
+menu.addEventListener("click", (e) => { if ((e.target as HTMLElement).dataset.act === "default") void missingModels.check(serialize()); });
 const save = () => download("workflow.json", serialize());
 menu.addEventListener("click", (e) => {
   const act = (e.target as HTMLElement).dataset.act;
@@ -254,12 +281,14 @@ menu.addEventListener("click", (e) => {
     try { download("workflow_api.json", workflowToPrompt(serialize(), info)); } catch (err) { notify(String(err), true); }
   } else if (act === "default") { loadDefaultWorkflow(graph); checkState(); }
   else if (act === "clear") { graph.clear(); checkState(); }
+  else if (act === "refresh") void refreshDefs();
 });
 
 installShortcuts({
   queue,
   save,
   open: () => picker.click(),
+  refresh: () => void refreshDefs(),
   undo: () => {
     checkState(); // a change whose keyup or pointerup check is still pending
     const s = undoStack.pop();
@@ -353,6 +382,7 @@ function loadDefault() {
   canvas.ds.offset = [10 / scale, -130 + 40 / scale];
   canvas.setDirty(true, true);
   checkState();
+  void missingModels.check(serialize());
 }
 
 // --- start
@@ -375,7 +405,7 @@ async function start() {
   api.connect();
   panel.refresh();
   canvas.setDirty(true, true);
-  (window as Json).comfyApp = { graph, canvas, api, queue, serialize, toPrompt: () => workflowToPrompt(serialize(), info), loadWorkflow,
+  (window as Json).comfyApp = { graph, canvas, api, queue, serialize, modelLibrary, missingModels, toPrompt: () => workflowToPrompt(serialize(), info), loadWorkflow,
     undoDepth: () => [undoStack.length, redoStack.length] };
   document.body.dataset.ready = "1";
 }

@@ -1,8 +1,11 @@
 // The queue panel: the running prompt (with its node's progress), pending prompts (cancel each),
-// history thumbnails (click: the image viewer), interrupt, clear queue, clear history.
+// history thumbnails (click: the image viewer, whose "Load workflow" brings back the graph that
+// made the picture), interrupt, clear queue, clear history.
 import type { Api, ImageRef, Json } from "./api";
+import { readEmbedded } from "./workflow_io";
 
-export function openViewer(urls: string[], index = 0) {
+// `loadWorkflow`: the viewer shows a "Load workflow" button that calls it (then closes).
+export function openViewer(urls: string[], index = 0, loadWorkflow?: () => void | Promise<void>) {
   let i = index;
   const overlay = document.createElement("div");
   overlay.className = "comfy-viewer";
@@ -10,6 +13,17 @@ export function openViewer(urls: string[], index = 0) {
   const show = () => { img.src = urls[i]; };
   show();
   overlay.appendChild(img);
+  if (loadWorkflow) {
+    const button = document.createElement("button");
+    button.className = "comfy-viewer-load";
+    button.textContent = "Load workflow";
+    button.addEventListener("click", async (e) => {
+      e.stopPropagation();
+      await loadWorkflow();
+      close();
+    });
+    overlay.appendChild(button);
+  }
   const close = () => { overlay.remove(); window.removeEventListener("keydown", key, true); };
   const key = (e: KeyboardEvent) => {
     if (e.key === "Escape") close();
@@ -32,7 +46,8 @@ export class QueuePanel {
   private status: HTMLElement;
   progressText = "";
 
-  constructor(private api: Api, actions: { queue: (front: boolean) => void }) {
+  // `load`: a history entry's workflow (UI format), or else its API prompt, into the editor.
+  constructor(private api: Api, private actions: { queue: (front: boolean) => void; load?: (workflow: Json, prompt?: Json) => void }) {
     this.el = document.createElement("div");
     this.el.className = "comfy-queue";
     this.el.innerHTML = `
@@ -81,11 +96,12 @@ export class QueuePanel {
         div.title = `${id} ${entry.status?.status_str ?? ""}`;
         if (!images.length) div.textContent = `${id.slice(0, 8)} ${entry.status?.status_str ?? ""}`;
         const urls = images.map((r) => this.api.viewUrl(r));
+        const load = this.actions.load ? () => this.loadFrom(entry, urls[0]) : undefined;
         urls.forEach((u, i) => {
           const img = document.createElement("img");
           img.src = u;
           img.className = "comfy-thumb";
-          img.addEventListener("click", () => openViewer(urls, i));
+          img.addEventListener("click", () => openViewer(urls, i, load));
           div.appendChild(img);
         });
         this.history.appendChild(div);
@@ -93,6 +109,19 @@ export class QueuePanel {
     } catch (e) {
       this.setStatus(`queue: ${e}`);
     }
+  }
+
+  // The workflow queued with the prompt (extra_pnginfo), else what the picture carries.
+  private async loadFrom(entry: Json, url: string) {
+    const extra = entry.prompt?.[3];
+    let workflow = extra?.extra_pnginfo?.workflow, prompt = entry.prompt?.[2];
+    if (!workflow && url) {
+      const bytes = new Uint8Array(await (await fetch(url)).arrayBuffer());
+      const found = readEmbedded("image.png", bytes);
+      workflow = found.workflow;
+      prompt = found.prompt ?? prompt;
+    }
+    this.actions.load?.(workflow, prompt);
   }
 
   private fraction = 0;

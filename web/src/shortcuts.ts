@@ -8,6 +8,7 @@ export interface ShortcutActions {
   redo(): void;
   toggleMode(mode: number): void; // 4 bypass, 2 mute
   group(): void;
+  refresh?(): void; // R: reload node definitions (model lists)
   forwardToCanvas(e: KeyboardEvent): void;
 }
 
@@ -27,6 +28,7 @@ export function installShortcuts(actions: ShortcutActions) {
     else if (ctrl && key === "b") actions.toggleMode(4);
     else if (ctrl && key === "m") actions.toggleMode(2);
     else if (ctrl && key === "g") actions.group();
+    else if (key === "r" && !ctrl && !e.altKey && !e.shiftKey && actions.refresh) actions.refresh();
     else {
       handled = false;
       if (target === document.body) actions.forwardToCanvas(e);

@@ -4,6 +4,7 @@
 // linked is disabled, ComfyUI's widget-to-input conversion), output images and error marks.
 import { LGraphCanvas, LGraphNode, LiteGraph } from "@comfyorg/litegraph";
 import type { Api, NodeDef, ObjectInfo } from "./api";
+import { imageRefOf, openMaskEditor } from "./mask_editor";
 import { type InputSpec, type Json, isUploadCombo, isWidgetType, widgetLayout } from "./prompt";
 
 export interface NodeError { message: string; input?: string }
@@ -14,7 +15,13 @@ export interface ComfyNode extends LGraphNode {
   imgs?: HTMLImageElement[];
   errors?: NodeError[];
   progress?: number; // 0..1 while running
+  imageWidget?: Json; // the combo an image upload fills (LoadImage's "image")
+  maskButton?: [number, number, number, number]; // the preview's mask-editor button, node coordinates
 }
+
+// Errors that happen off the queue path (mask editor, uploads); main.ts shows them as toasts.
+let reportError = (message: string) => console.error(message);
+export function setErrorReporter(fn: (message: string) => void) { reportError = fn; }
 
 const CONTROL_VALUES = ["fixed", "increment", "decrement", "randomize"];
 
@@ -99,7 +106,10 @@ function loadImage(src: string): Promise<HTMLImageElement> {
 }
 
 export function setNodeImages(node: ComfyNode, urls: string[]) {
+  const token = Symbol("images"); // only the latest call shows (loads finish in any order)
+  (node as Json).imagesToken = token;
   Promise.all(urls.map(loadImage)).then((imgs) => {
+    if ((node as Json).imagesToken !== token) return;
     node.imgs = imgs;
     const minH = widgetsBottom(node) + 220;
     if (node.size[1] < minH) node.setSize([Math.max(node.size[0], 256), minH]);
@@ -148,6 +158,7 @@ function buildNode(node: ComfyNode, def: NodeDef, api: Api) {
       const target = node.widgets?.find((x) => { const sp = specs.get(x.name); return !!sp && isUploadCombo(sp); });
       w = node.addWidget("button", "upload", "image", () => pickAndUpload(node, target as Json, api), {});
       w.label = "choose file to upload";
+      if (target && isImageUpload(specs.get(target.name))) node.imageWidget = target;
       continue;
     }
     if (slot.forceInput) continue;
@@ -185,12 +196,59 @@ function buildNode(node: ComfyNode, def: NodeDef, api: Api) {
   if (def.output_node || layout.some((x) => x.type === "UPLOAD")) node.setSize([Math.max(node.size[0], 256), node.size[1] + 220]);
 }
 
+const isImageUpload = (s?: InputSpec) => !!s && s.type === "COMBO" && s.options.image_upload === true;
+
 function showInputImage(node: ComfyNode, filename: string, api: Api) {
   if (!filename) return;
-  const slash = filename.lastIndexOf("/");
-  setNodeImages(node, [api.viewUrl({
-    filename: slash >= 0 ? filename.slice(slash + 1) : filename, subfolder: slash >= 0 ? filename.slice(0, slash) : "", type: "input",
-  })]);
+  setNodeImages(node, [api.viewUrl(imageRefOf(filename))]);
+}
+
+// The mask editor on a node's uploaded image; Save points the image widget at the masked file.
+export async function openNodeMaskEditor(node: ComfyNode, api: Api) {
+  const combo = node.imageWidget;
+  if (!combo?.value) { reportError("no image to mask: upload one first"); return; }
+  await openMaskEditor(api, String(combo.value), {
+    onSave: (value) => {
+      const values: string[] = combo.options.values;
+      if (!values.includes(value)) values.push(value);
+      combo.value = value;
+      node.errors = undefined;
+      showInputImage(node, value, api);
+      window.dispatchEvent(new Event("change")); // an undoable, autosaved change
+    },
+    onError: reportError,
+  });
+}
+
+// New /object_info after model files changed: every combo (on the graph's nodes, and in the
+// definitions new nodes are built from) gets the server's current values; a selection that the
+// server no longer lists falls back to the first value, except an uploaded image's (as ComfyUI's
+// refreshComboInNodes does).
+export function refreshComboValues(nodes: LGraphNode[], info: ObjectInfo, fresh: ObjectInfo): number {
+  for (const [name, def] of Object.entries(fresh)) {
+    const old = info[name];
+    if (old) old.input = def.input;
+    else info[name] = def; // a node type that did not exist at start is not registered; its def is kept
+  }
+  let changed = 0;
+  for (const node of nodes as ComfyNode[]) {
+    const def = fresh[node.comfyClass ?? node.type ?? ""];
+    if (!def) continue;
+    for (const w of (node.widgets ?? []) as Json[]) {
+      if (w.type !== "combo" || w.name === "control_after_generate") continue;
+      const spec = def.input?.required?.[w.name] ?? def.input?.optional?.[w.name];
+      const values = Array.isArray(spec?.[0]) ? spec[0] : spec?.[0] === "COMBO" ? spec?.[1]?.options : undefined;
+      if (!Array.isArray(values)) continue;
+      // Upload combos keep the file selected (uploads to subfolders such as clipspace are not listed).
+      const keep = node.imageWidget === w ? (w.options.values as string[]).filter((v) => !values.includes(v) && v === w.value) : [];
+      const next = [...values, ...keep];
+      if (JSON.stringify(next) !== JSON.stringify(w.options.values)) changed++;
+      w.options.values = next;
+      if (node.imageWidget !== w && values.length && !values.includes(w.value)) w.value = values[0];
+    }
+    node.setDirtyCanvas(true, true);
+  }
+  return changed;
 }
 
 async function pickAndUpload(node: ComfyNode, combo: Json, api: Api) {
@@ -255,6 +313,22 @@ function drawExtras(this: ComfyNode, ctx: CanvasRenderingContext2D) {
       const s = Math.min(w / img.naturalWidth, h / img.naturalHeight);
       const dw = img.naturalWidth * s, dh = img.naturalHeight * s;
       ctx.drawImage(img, (w - dw) / 2, top + (h - dh) / 2, dw, dh);
+      if (this.imageWidget) { // "Open in MaskEditor" on the preview's corner
+        const b: [number, number, number, number] = [w - 50, top + 4, 46, 20];
+        this.maskButton = b;
+        ctx.fillStyle = "#222c";
+        ctx.strokeStyle = "#888";
+        ctx.lineWidth = 1;
+        ctx.beginPath();
+        ctx.roundRect(b[0], b[1], b[2], b[3], 4);
+        ctx.fill();
+        ctx.stroke();
+        ctx.fillStyle = "#ddd";
+        ctx.font = "12px sans-serif";
+        ctx.textAlign = "center";
+        ctx.fillText("mask", b[0] + b[2] / 2, b[1] + 14);
+        ctx.textAlign = "left";
+      }
     }
   }
   if (this.progress !== undefined) { // the running node: a green outline and its progress bar
@@ -289,6 +363,15 @@ function drawExtras(this: ComfyNode, ctx: CanvasRenderingContext2D) {
   }
 }
 
+// A click on the preview's "mask" button opens the mask editor.
+function maskButtonDown(node: ComfyNode, pos: [number, number], api: Api): boolean {
+  const b = node.maskButton;
+  if (!b || !node.imgs?.length || !node.imageWidget) return false;
+  if (pos[0] < b[0] || pos[0] > b[0] + b[2] || pos[1] < b[1] || pos[1] > b[1] + b[3]) return false;
+  void openNodeMaskEditor(node, api);
+  return true;
+}
+
 export function registerNodeTypes(info: ObjectInfo, api: Api) {
   for (const [name, def] of Object.entries(info)) {
     class ComfyNodeType extends LGraphNode {
@@ -298,8 +381,21 @@ export function registerNodeTypes(info: ObjectInfo, api: Api) {
       constructor(title?: string) {
         super(title ?? (def.display_name || name), name);
         buildNode(this as unknown as ComfyNode, def, api);
+        // LGraphNode sets its own onMouseDown (title buttons) on the instance: chain it.
+        const base = this.onMouseDown;
+        this.onMouseDown = (e: Json, pos: [number, number], c: Json) => maskButtonDown(this as unknown as ComfyNode, pos, api) || !!base?.call(this, e, pos, c);
       }
       override onDrawForeground(ctx: CanvasRenderingContext2D) { drawExtras.call(this as unknown as ComfyNode, ctx); }
+      // A loaded (or undone) workflow: the preview shows the image the widget names.
+      override onConfigure() {
+        const self = this as unknown as ComfyNode;
+        if (self.imageWidget?.value) showInputImage(self, String(self.imageWidget.value), api);
+      }
+      override getExtraMenuOptions(): Json[] {
+        const self = this as unknown as ComfyNode;
+        if (!self.imageWidget) return [];
+        return [{ content: "Open in MaskEditor", callback: () => void openNodeMaskEditor(self, api) }];
+      }
     }
     LiteGraph.registerNodeType(name, ComfyNodeType as Json);
     (ComfyNodeType as Json).category = def.category ?? "";

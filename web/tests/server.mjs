@@ -28,18 +28,22 @@ function freePort() {
   });
 }
 
-// `files`: extra files for the base directory ({"models/checkpoints/x.safetensors": "bytes"}).
-export async function startServer({ bin = comfycppBinary(), fixtures = fixturesDir(), frontEnd, extraArgs = [], files = {} } = {}) {
+// `files`: extra files for the base directory ({"models/checkpoints/x.safetensors": "bytes"}; folders are made).
+// `env`: extra environment variables for comfycpp.
+export async function startServer({ bin = comfycppBinary(), fixtures = fixturesDir(), frontEnd, extraArgs = [], files = {}, env = {} } = {}) {
   if (!fs.existsSync(bin)) throw new Error(`comfycpp binary not found at ${bin} (set COMFYCPP_BIN)`);
   const base = fs.mkdtempSync(path.join(os.tmpdir(), "comfycpp-web-"));
   fs.mkdirSync(path.join(base, "models/checkpoints"), { recursive: true });
   fs.symlinkSync(path.join(fixtures, "models/checkpoints/tiny_sd15.safetensors"),
     path.join(base, "models/checkpoints/tiny_sd15.safetensors"));
-  for (const [rel, content] of Object.entries(files)) fs.writeFileSync(path.join(base, rel), content);
+  for (const [rel, content] of Object.entries(files)) {
+    fs.mkdirSync(path.dirname(path.join(base, rel)), { recursive: true });
+    fs.writeFileSync(path.join(base, rel), content);
+  }
   const port = await freePort();
   const args = ["serve", "--port", String(port), "--base-directory", base, "--cpu", ...extraArgs];
   if (frontEnd) args.push("--front-end-root", frontEnd);
-  const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
   let log = "";
   child.stdout.on("data", (d) => (log += d));
   child.stderr.on("data", (d) => (log += d));
