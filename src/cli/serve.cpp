@@ -29,8 +29,8 @@ void ServeArgs::add_to(CLI::App& app) {
   app.add_option("--preview-size", preview_size, "Longest side of a preview picture (default 512).");
   app.add_option("--default-hashing-function", hashing, "Upload de-duplication hash (md5, sha1, sha256, sha512).")
       ->check(CLI::IsMember({"md5", "sha1", "sha256", "sha512"}));
-  app.add_option("--tls-keyfile", tls_keyfile, "TLS key file (not supported yet).");
-  app.add_option("--tls-certfile", tls_certfile, "TLS certificate file (not supported yet).");
+  app.add_option("--tls-keyfile", tls_keyfile, "TLS private key (PEM): serve HTTPS and WSS (with --tls-certfile).");
+  app.add_option("--tls-certfile", tls_certfile, "TLS certificate chain (PEM): serve HTTPS and WSS (with --tls-keyfile).");
   app.add_option("--front-end-root", front_end_root,
                  "Folder of the web UI to serve at / (default: web/dist next to the binary or the source tree).");
   app.add_flag("--cpu", cpu, "Run everything on the CPU.");
@@ -44,8 +44,8 @@ void ServeArgs::add_to(CLI::App& app) {
 
 int serve_command(ServeArgs& args, int argc, char** argv) {
   auto t0 = std::chrono::steady_clock::now();
-  if (!args.tls_keyfile.empty() || !args.tls_certfile.empty()) {
-    spdlog::error("--tls-keyfile/--tls-certfile: TLS is not supported yet; put a TLS proxy in front");
+  if (args.tls_keyfile.empty() != args.tls_certfile.empty()) {
+    spdlog::error("--tls-keyfile and --tls-certfile go together: give both (or neither)");
     return 1;
   }
   server::ServerOptions options;
@@ -82,6 +82,8 @@ int serve_command(ServeArgs& args, int argc, char** argv) {
   options.preview_size = args.preview_size;
   options.hashing_function = args.hashing;
   options.cpu = args.cpu;
+  options.tls_certfile = args.tls_certfile;
+  options.tls_keyfile = args.tls_keyfile;
   options.argv.assign(argv, argv + argc);
   if (!args.front_end_root.empty()) {
     if (!std::filesystem::is_regular_file(std::filesystem::path(args.front_end_root) / "index.html")) {

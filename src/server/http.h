@@ -41,8 +41,13 @@ struct Response {
   std::vector<std::pair<std::string, std::string>> headers;
   bool websocket = false;  // accept the upgrade and hand the socket to the hub
   std::string websocket_sid;
-  // Called once the answer has been written to the socket (or the write failed).
-  std::function<void()> on_sent;
+  // Called once the answer has been written to the socket (or the write failed). With
+  // `wait_for_ack`, only once the client program has read it, for a client on this machine (Linux:
+  // SIOCOUTQ, then the client socket's receive queue by sock_diag, polled), or after a bound;
+  // `read` says which. A client on another machine: once its TCP stack acknowledged the bytes,
+  // with `read` false (its reads cannot be seen).
+  std::function<void(bool read)> on_sent;
+  bool wait_for_ack = false;
 
   static Response json_body(const json& value, int status = 200);  // Python json.dumps text
   static Response text(std::string body, int status = 200, std::string content_type = "text/plain; charset=utf-8");
@@ -74,6 +79,10 @@ class HttpServer {
   // first) and starts serving. Throws std::runtime_error when an address cannot be bound.
   uint16_t listen(const std::vector<std::string>& addresses, uint16_t port);
   void stop();  // closes the listeners and every connection; joins the threads
+  // Serves HTTPS and WSS (instead of HTTP and WS) on every address. Call before listen. Throws
+  // std::runtime_error naming the file when the certificate or the key cannot be used.
+  void use_tls(const std::string& certfile, const std::string& keyfile);
+  bool tls() const;
 
  private:
   struct Impl;

@@ -107,7 +107,8 @@ struct JpegError {
   char message[JMSG_LENGTH_MAX];
 };
 
-std::string check_jpeg(const std::string& bytes) {
+// Decodes a JPEG whole; `img` may be null (only checks). "" on success, else why not.
+std::string decode_jpeg_into(const std::string& bytes, Rgba* img) {
   jpeg_decompress_struct cinfo;
   JpegError err;
   cinfo.err = jpeg_std_error(&err.mgr);
@@ -129,16 +130,29 @@ std::string check_jpeg(const std::string& bytes) {
     jpeg_destroy_decompress(&cinfo);
     return "the JPEG is too large";
   }
+  cinfo.out_color_space = JCS_RGB;  // grayscale and YCbCr alike come out as RGB
   jpeg_start_decompress(&cinfo);
   row.resize(static_cast<size_t>(cinfo.output_width) * cinfo.output_components);
+  if (img) {
+    img->width = cinfo.output_width;
+    img->height = cinfo.output_height;
+    img->had_alpha = false;
+    img->pixels.assign(static_cast<size_t>(img->width) * img->height * 4, 255);
+  }
   while (cinfo.output_scanline < cinfo.output_height) {
     JSAMPROW p = row.data();
+    const size_t y = cinfo.output_scanline;
     jpeg_read_scanlines(&cinfo, &p, 1);
+    if (img)
+      for (size_t x = 0; x < cinfo.output_width; ++x)
+        std::memcpy(&img->pixels[(y * cinfo.output_width + x) * 4], &row[x * 3], 3);
   }
   jpeg_finish_decompress(&cinfo);
   jpeg_destroy_decompress(&cinfo);
   return "";
 }
+
+std::string check_jpeg(const std::string& bytes) { return decode_jpeg_into(bytes, nullptr); }
 
 std::string check_webp(const std::string& bytes) {
   auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
@@ -151,6 +165,39 @@ std::string check_webp(const std::string& bytes) {
   if (!pixels) return "the WebP is corrupt";
   WebPFree(pixels);
   return "";
+}
+
+bool decode_webp(const std::string& bytes, Rgba& img, std::string& error) {
+  auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
+  WebPBitstreamFeatures features;
+  if (WebPGetFeatures(data, bytes.size(), &features) != VP8_STATUS_OK ||
+      static_cast<uint64_t>(features.width) * features.height > kMaxUploadPixels) {
+    error = "not a WebP picture this server can read";
+    return false;
+  }
+  int w = 0, h = 0;
+  uint8_t* pixels = WebPDecodeRGBA(data, bytes.size(), &w, &h);
+  if (!pixels) {
+    error = "the WebP is corrupt";
+    return false;
+  }
+  img.width = static_cast<uint32_t>(w);
+  img.height = static_cast<uint32_t>(h);
+  img.had_alpha = features.has_alpha != 0;
+  img.pixels.assign(pixels, pixels + static_cast<size_t>(w) * h * 4);
+  WebPFree(pixels);
+  return true;
+}
+
+// Any picture the upload route stores whole: PNG, JPEG or WebP (as PIL's Image.open reads them
+// for ComfyUI's /view and /upload/mask).
+bool decode_picture(const std::string& bytes, Rgba& img, std::string& error) {
+  if (starts_with(bytes, 0, "\xff\xd8\xff", 3)) {
+    error = decode_jpeg_into(bytes, &img);
+    return error.empty();
+  }
+  if (starts_with(bytes, 0, "RIFF", 4) && starts_with(bytes, 8, "WEBP", 4)) return decode_webp(bytes, img, error);
+  return decode_png(bytes, img, error);
 }
 
 }  // namespace
@@ -179,7 +226,7 @@ std::string upload_refusal(const std::string& bytes) {
 
 bool extract_channel(const std::string& png, bool alpha, std::string& out, std::string& error) {
   Rgba img;
-  if (!decode_png(png, img, error)) return false;
+  if (!decode_picture(png, img, error)) return false;
   if (!alpha) return encode_png(to_rgb(img), img.width, img.height, false, out, error);
   for (size_t i = 0, n = static_cast<size_t>(img.width) * img.height; i < n; ++i) {
     uint8_t a = img.had_alpha ? img.pixels[i * 4 + 3] : 255;
@@ -192,7 +239,7 @@ bool extract_channel(const std::string& png, bool alpha, std::string& out, std::
 bool encode_preview(const std::string& png, const std::string& format, int quality, bool drop_alpha,
                     std::string& out, std::string& error) {
   Rgba img;
-  if (!decode_png(png, img, error)) return false;
+  if (!decode_picture(png, img, error)) return false;
   if (format == "jpeg") {
     out = io::encode_jpeg(to_rgb(img).data(), img.width, img.height, quality);
     return true;
@@ -219,7 +266,7 @@ bool encode_preview(const std::string& png, const std::string& format, int quali
 bool merge_mask_alpha(const std::string& original_png, const std::string& mask_png, std::string& out,
                       std::string& error) {
   Rgba original, mask;
-  if (!decode_png(original_png, original, error) || !decode_png(mask_png, mask, error)) return false;
+  if (!decode_picture(original_png, original, error) || !decode_picture(mask_png, mask, error)) return false;
   if (original.width != mask.width || original.height != mask.height) {
     error = "images do not match";  // PIL's putalpha raises ValueError here
     return false;

@@ -1,5 +1,6 @@
 // The few picture operations the file routes need (no torch): /view's channel=rgb|a and
-// preview=webp|jpeg re-encodes, and /upload/mask's alpha merge. PNG in; PNG, WebP, JPEG out.
+// preview=webp|jpeg re-encodes, and /upload/mask's alpha merge. PNG, JPEG or WebP in; PNG, WebP,
+// JPEG out.
 #pragma once
 #include <string>
 

@@ -43,16 +43,18 @@ void ResponseGate::hold(const std::string& prompt_id) {
   held_[prompt_id] = std::nullopt;
 }
 
-void ResponseGate::release(const std::string& prompt_id) {
+void ResponseGate::release(const std::string& prompt_id, bool read) {
   {
     std::lock_guard lock(mutex_);
-    if (auto it = held_.find(prompt_id); it != held_.end()) it->second = std::chrono::steady_clock::now();
+    auto start = std::chrono::steady_clock::now();
+    if (!read) start += kGrace;
+    if (auto it = held_.find(prompt_id); it != held_.end()) it->second = start;
   }
   released_.notify_all();
 }
 
 void ResponseGate::wait(const std::string& prompt_id, std::chrono::milliseconds limit) {
-  std::optional<std::chrono::steady_clock::time_point> written;
+  std::optional<std::chrono::steady_clock::time_point> start;
   {
     std::unique_lock lock(mutex_);
     auto held = [&] {
@@ -61,11 +63,11 @@ void ResponseGate::wait(const std::string& prompt_id, std::chrono::milliseconds 
     };
     released_.wait_for(lock, limit, [&] { return !held(); });
     if (auto it = held_.find(prompt_id); it != held_.end()) {
-      written = it->second;
+      start = it->second;
       held_.erase(it);
     }
   }
-  if (written) std::this_thread::sleep_until(*written + kGrace);
+  if (start) std::this_thread::sleep_until(*start);
 }
 
 void LogBuffer::add(std::string time, std::string message) {
@@ -194,6 +196,9 @@ uint16_t Server::start() {
   uint64_t limit = static_cast<uint64_t>(std::llround(s.options.max_upload_size_mb * 1024 * 1024));
   s.http = std::make_unique<HttpServer>([&s](Request& req) { return s.router->handle(req); }, *s.hub, limit,
                                         s.options.io_threads);
+  // Before the worker starts: a certificate or key that cannot be used fails start() cleanly.
+  if (!s.options.tls_certfile.empty() || !s.options.tls_keyfile.empty())
+    s.http->use_tls(s.options.tls_certfile, s.options.tls_keyfile);
 
   if (s.options.run_worker) {
     s.worker = std::thread([&s] {
@@ -212,7 +217,8 @@ uint16_t Server::start() {
     for (auto& addr : s.options.listen) {
       // As ComfyUI prints it: the address as given, IPv6 in brackets ("0.0.0.0", "[::]").
       std::string shown = addr.find(':') != std::string::npos ? "[" + addr + "]" : addr;
-      spdlog::info("Starting server\n\nTo see the GUI go to: http://{}:{}", shown, s.port);
+      spdlog::info("Starting server\n\nTo see the GUI go to: {}://{}:{}", s.http->tls() ? "https" : "http", shown,
+                   s.port);
     }
   }
   return s.port;
@@ -228,6 +234,10 @@ void Server::stop() {
   if (s.ctx) {  // running downloads stop before the hub their progress goes to
     std::lock_guard lock(s.ctx->model_downloads_mutex);
     s.ctx->model_downloads.reset();
+  }
+  if (s.ctx) {  // and background hashes (handlers/model_hash.cpp)
+    std::lock_guard lock(s.ctx->model_hashes_mutex);
+    s.ctx->model_hashes.reset();
   }
   if (s.log_sink) {
     auto& sinks = spdlog::default_logger()->sinks();

@@ -38,6 +38,7 @@ struct ServerOptions {
   int preview_size = 512;                            // --preview-size
   std::string hashing_function = "sha256";           // --default-hashing-function
   bool cpu = false;                                  // --cpu
+  std::string tls_certfile, tls_keyfile;             // --tls-certfile/--tls-keyfile: HTTPS and WSS
   std::vector<std::string> argv;                     // /system_stats "argv"
   std::string pytorch_version = "";                  // /system_stats, from the caller
   std::function<json()> devices;                     // /system_stats "devices" (empty: the CPU)

@@ -40,9 +40,12 @@ std::shared_ptr<const std::string> frame(const std::string& type, const json& da
 
 // ---- the Beast side of one socket ------------------------------------------------------------
 
-class WsSession : public WsConnection, public std::enable_shared_from_this<WsSession> {
+// `Stream` is beast::tcp_stream (ws://) or beast::ssl_stream<beast::tcp_stream> (wss://).
+template <class Stream>
+class WsSession : public WsConnection, public std::enable_shared_from_this<WsSession<Stream>> {
  public:
-  WsSession(WsHub& hub, beast::tcp_stream stream, std::string sid)
+  using std::enable_shared_from_this<WsSession<Stream>>::shared_from_this;
+  WsSession(WsHub& hub, Stream stream, std::string sid)
       : hub_(hub), ws_(std::move(stream)), sid_(std::move(sid)) {}
 
   void start(beast::http::request<beast::http::string_body> req) {
@@ -118,7 +121,7 @@ class WsSession : public WsConnection, public std::enable_shared_from_this<WsSes
   }
 
   WsHub& hub_;
-  websocket::stream<beast::tcp_stream> ws_;
+  websocket::stream<Stream> ws_;
   std::string sid_;
   beast::flat_buffer buffer_;
   std::deque<std::pair<std::shared_ptr<const std::string>, bool>> queue_;
@@ -130,7 +133,14 @@ class WsSession : public WsConnection, public std::enable_shared_from_this<WsSes
 
 void accept_websocket(WsHub& hub, beast::tcp_stream stream, beast::http::request<beast::http::string_body> request,
                       std::string sid) {
-  auto session = std::make_shared<WsSession>(hub, std::move(stream), std::move(sid));
+  auto session = std::make_shared<WsSession<beast::tcp_stream>>(hub, std::move(stream), std::move(sid));
+  session->start(std::move(request));
+}
+
+void accept_websocket(WsHub& hub, beast::ssl_stream<beast::tcp_stream> stream,
+                      beast::http::request<beast::http::string_body> request, std::string sid) {
+  auto session =
+      std::make_shared<WsSession<beast::ssl_stream<beast::tcp_stream>>>(hub, std::move(stream), std::move(sid));
   session->start(std::move(request));
 }
 

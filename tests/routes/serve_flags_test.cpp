@@ -1,7 +1,16 @@
 // `comfycpp serve` flags with behaviour, run as a real process: --listen (a list, the flag alone,
 // the 127.0.0.1 default), --enable-cors-header [ORIGIN], --max-upload-size, --disable-metadata,
-// --log-stdout, --dont-print-server.
+// --log-stdout, --dont-print-server, --tls-keyfile/--tls-certfile (HTTPS and WSS on the port).
 #include <gtest/gtest.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 
 #include <fcntl.h>
 #include <poll.h>
@@ -14,6 +23,7 @@
 #include <regex>
 
 #include "routes/fixture.h"
+#include "support/shell.h"
 
 namespace comfy::testing {
 namespace {
@@ -48,10 +58,11 @@ class ServeProcess {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     std::string text = all();
-    static const std::regex kUrl(R"(To see the GUI go to: http://(\[[^\]]+\]|[^:\s]+):(\d+))");
+    static const std::regex kUrl(R"(To see the GUI go to: (https?)://(\[[^\]]+\]|[^:\s]+):(\d+))");
     for (auto it = std::sregex_iterator(text.begin(), text.end(), kUrl); it != std::sregex_iterator(); ++it) {
-      printed_.push_back((*it)[1].str());
-      port_ = static_cast<uint16_t>(std::stoi((*it)[2].str()));
+      scheme_ = (*it)[1].str();
+      printed_.push_back((*it)[2].str());
+      port_ = static_cast<uint16_t>(std::stoi((*it)[3].str()));
     }
   }
   ~ServeProcess() {
@@ -65,6 +76,7 @@ class ServeProcess {
     fs::remove_all(dir_, ec);
   }
   uint16_t port() const { return port_; }
+  const std::string& scheme() const { return scheme_; }  // as printed: "http" or "https"
   const std::vector<std::string>& printed() const { return printed_; }
   const fs::path& dir() const { return dir_; }
   bool ready() const { return all().find("Ready in") != std::string::npos; }
@@ -108,6 +120,7 @@ class ServeProcess {
   std::string out_, err_;
   std::atomic<bool> exited_{false};
   uint16_t port_ = 0;
+  std::string scheme_;
   std::vector<std::string> printed_;
 };
 
@@ -226,6 +239,145 @@ TEST(ServeFlags, LogStdoutAndDontPrintServer) {
   ServeProcess p({"--dont-print-server"});
   EXPECT_TRUE(p.ready()) << p.all();
   EXPECT_EQ(p.all().find("To see the GUI go to"), std::string::npos) << p.all();
+}
+
+// ---- TLS ----------------------------------------------------------------------------------------
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+using tcp = net::ip::tcp;
+
+// A self-signed certificate for 127.0.0.1 (CN and subjectAltName) and its key, made by the
+// openssl CLI in a temp folder.
+struct SelfSigned {
+  fs::path dir = make_temp_dir("tls");
+  fs::path cert = dir / "cert.pem", key = dir / "key.pem";
+  SelfSigned() {
+    CliResult r = run_shell("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 "
+                            "-addext subjectAltName=IP:127.0.0.1 -keyout " + q(key) + " -out " + q(cert) +
+                            " 2>&1");
+    if (r.rc != 0) throw std::runtime_error("openssl req failed: " + r.out);
+  }
+  ~SelfSigned() {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+};
+
+// A client context that trusts only `ca` and checks the server's name.
+std::unique_ptr<net::ssl::context> client_context(const fs::path& ca) {
+  auto ctx = std::make_unique<net::ssl::context>(net::ssl::context::tls_client);
+  ctx->load_verify_file(ca.string());
+  ctx->set_verify_mode(net::ssl::verify_peer);
+  return ctx;
+}
+
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+void connect_tls(TlsStream& stream, net::io_context& ioc, uint16_t port) {
+  tcp::resolver resolver(ioc);
+  beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(10));
+  beast::get_lowest_layer(stream).connect(resolver.resolve("127.0.0.1", std::to_string(port)));
+  stream.set_verify_callback(net::ssl::host_name_verification("127.0.0.1"));
+  stream.handshake(net::ssl::stream_base::client);  // throws when the certificate does not verify
+}
+
+HttpResult https_get(uint16_t port, const std::string& target, const fs::path& ca) {
+  net::io_context ioc;
+  auto ctx = client_context(ca);
+  TlsStream stream(ioc, *ctx);
+  connect_tls(stream, ioc, port);
+  beast::http::request<beast::http::empty_body> req(beast::http::verb::get, target, 11);
+  req.set(beast::http::field::host, "127.0.0.1");
+  beast::http::write(stream, req);
+  beast::flat_buffer buffer;
+  beast::http::response<beast::http::string_body> res;
+  beast::http::read(stream, buffer, res);
+  HttpResult r;
+  r.status = static_cast<int>(res.result_int());
+  r.body = res.body();
+  for (auto& f : res) r.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+  beast::error_code ec;
+  stream.shutdown(ec);
+  return r;
+}
+
+TEST(ServeFlags, TlsServesHttpsAndWss) {
+  SelfSigned tls;
+  ServeProcess p({"--tls-keyfile", tls.key.string(), "--tls-certfile", tls.cert.string()});
+  ASSERT_NE(p.port(), 0) << p.all();
+  EXPECT_EQ(p.scheme(), "https");  // as ComfyUI prints it with TLS on
+
+  HttpResult stats = https_get(p.port(), "/system_stats", tls.cert);
+  EXPECT_EQ(stats.status, 200);
+  EXPECT_EQ(stats.json_body()["system"]["os"], "linux");
+
+  // WSS on the same port: the first message is `status` with our sid.
+  {
+    net::io_context ioc;
+    auto ctx = client_context(tls.cert);
+    beast::websocket::stream<TlsStream> ws(ioc, *ctx);
+    connect_tls(ws.next_layer(), ioc, p.port());
+    ws.handshake("127.0.0.1", "/ws?clientId=tls-client");
+    beast::flat_buffer buffer;
+    ws.read(buffer);
+    json msg = json::parse(beast::buffers_to_string(buffer.data()));
+    EXPECT_EQ(msg["type"], "status");
+    EXPECT_EQ(msg["data"]["sid"], "tls-client");
+    EXPECT_TRUE(msg["data"]["status"]["exec_info"].contains("queue_remaining"));
+    beast::error_code ec;
+    ws.close(beast::websocket::close_code::normal, ec);
+  }
+
+  // Plain HTTP to the TLS port gets no answer, and the server goes on serving.
+  EXPECT_THROW(
+      {
+        HttpResult plain = http_request(p.port(), "GET", "/system_stats");
+        if (plain.status == 0 || plain.status >= 400) throw std::runtime_error("no HTTP answer");
+      },
+      std::exception);
+  // A client that does not trust the certificate fails its handshake.
+  {
+    SelfSigned other;
+    EXPECT_THROW(https_get(p.port(), "/system_stats", other.cert), std::exception);
+  }
+  EXPECT_EQ(https_get(p.port(), "/prompt", tls.cert).status, 200);
+}
+
+TEST(ServeFlags, TlsBadFilesFailAtStart) {
+  SelfSigned tls;
+  fs::path dir = make_temp_dir("tls-bad");
+  fs::path junk = dir / "junk.pem";
+  std::ofstream(junk) << "not a PEM file\n";
+  SelfSigned other;  // a key that is not the certificate's
+  auto serve = [&](const fs::path& key, const fs::path& cert) {
+    return run_shell(std::string(COMFY_BINARY) + " serve --base-directory " + q(dir) + " --port 0 --tls-keyfile " +
+                     q(key) + " --tls-certfile " + q(cert) + " --quick-test-for-ci 2>&1");
+  };
+  CliResult missing_cert = serve(tls.key, dir / "nope.pem");
+  EXPECT_EQ(missing_cert.rc, 1) << missing_cert.out;
+  EXPECT_NE(missing_cert.out.find("--tls-certfile"), std::string::npos) << missing_cert.out;
+  EXPECT_NE(missing_cert.out.find("nope.pem"), std::string::npos) << missing_cert.out;
+
+  CliResult junk_key = serve(junk, tls.cert);
+  EXPECT_EQ(junk_key.rc, 1) << junk_key.out;
+  EXPECT_NE(junk_key.out.find("--tls-keyfile"), std::string::npos) << junk_key.out;
+  EXPECT_NE(junk_key.out.find("junk.pem"), std::string::npos) << junk_key.out;
+
+  CliResult mismatch = serve(other.key, tls.cert);
+  EXPECT_EQ(mismatch.rc, 1) << mismatch.out;
+  EXPECT_NE(mismatch.out.find("is not the key of the certificate"), std::string::npos) << mismatch.out;
+
+  CliResult alone = run_shell(std::string(COMFY_BINARY) + " serve --base-directory " + q(dir) +
+                              " --port 0 --tls-keyfile " + q(tls.key) + " --quick-test-for-ci 2>&1");
+  EXPECT_EQ(alone.rc, 1) << alone.out;
+  EXPECT_NE(alone.out.find("go together"), std::string::npos) << alone.out;
+
+  CliResult good = serve(tls.key, tls.cert);  // the control: the same command with good files starts
+  EXPECT_EQ(good.rc, 0) << good.out;
+  EXPECT_NE(good.out.find("https://127.0.0.1:"), std::string::npos) << good.out;
+  std::error_code ec;
+  fs::remove_all(dir, ec);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "io/jpeg.h"
 #include "routes/fixture.h"
 
 namespace comfy::testing {
@@ -172,6 +173,27 @@ TEST(RouteUpload, MaskMergesAlphaIntoTheOriginal) {
   EXPECT_EQ(upload(s, "/upload/mask", {{"image", "m3.png", png(1, 1, 0, 0, 0, 0)}, {"original_ref", "", escape.dump()}}).status,
             200);
   EXPECT_FALSE(fs::exists(s.env.folders->input_directory() / "m3.png"));
+}
+
+// ComfyUI opens the original with PIL, so a JPEG (or WebP) original takes a mask too.
+TEST(RouteUpload, MaskMergesAlphaIntoAJpegOriginal) {
+  TestServer s;
+  std::vector<uint8_t> rgb(8 * 8 * 3);
+  for (size_t i = 0; i < rgb.size(); i += 3) rgb[i] = 200, rgb[i + 1] = 100, rgb[i + 2] = 50;
+  std::ofstream(s.env.folders->input_directory() / "orig.jpg", std::ios::binary) << io::encode_jpeg(rgb.data(), 8, 8, 95);
+  json ref{{"filename", "orig.jpg"}, {"subfolder", ""}, {"type", "input"}};
+  HttpResult r = upload(s, "/upload/mask", {{"image", "mask.png", png(8, 8, 0, 0, 0, 40)}, {"original_ref", "", ref.dump()}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  bool ok = false;
+  auto px = decode(read(s.env.folders->input_directory() / "mask.png"), ok);
+  ASSERT_TRUE(ok);
+  EXPECT_NEAR(px[0], 200, 3);
+  EXPECT_NEAR(px[1], 100, 3);
+  EXPECT_NEAR(px[2], 50, 3);
+  EXPECT_EQ(px[3], 40);
+  // A mask whose size differs from the original's is refused (PIL's putalpha raises): nothing written.
+  r = upload(s, "/upload/mask", {{"image", "mask2.png", png(4, 4, 0, 0, 0, 40)}, {"original_ref", "", ref.dump()}});
+  EXPECT_FALSE(fs::exists(s.env.folders->input_directory() / "mask2.png"));
 }
 
 TEST(RouteView, ServesFilesChannelsAndPreviews) {

@@ -56,7 +56,7 @@ Response get_experiment_models_folder(Context& ctx, Request& req) {
       std::string ext = it->path().extension().string();
       std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
       if (std::find(kModelExts.begin(), kModelExts.end(), ext) == kModelExts.end()) continue;
-      out.push_back(json{{"name", fs::relative(it->path(), dirs[index]).string()},
+      out.push_back(json{{"name", it->path().lexically_relative(dirs[index]).string()},
                          {"pathIndex", index},
                          {"modified", file_time_seconds(it->path(), false)},
                          {"created", file_time_seconds(it->path(), true)},

@@ -145,7 +145,8 @@ Response post_prompt(Context& ctx, Request& req) {
   ctx.response_gate.hold(prompt_id);
   ctx.queue.put(std::move(item));
   Response res = Response::json_body(json{{"prompt_id", prompt_id}, {"number", number}, {"node_errors", valid.node_errors}});
-  res.on_sent = [&gate = ctx.response_gate, prompt_id] { gate.release(prompt_id); };
+  res.on_sent = [&gate = ctx.response_gate, prompt_id](bool read) { gate.release(prompt_id, read); };
+  res.wait_for_ack = true;
   return res;
 }
 
