@@ -35,9 +35,11 @@ run: build
 	$(BUILD_DIR)/comfycpp serve --base-directory . --listen $(HOST) --port $(PORT) --front-end-root web/dist \
 	  --preview-method auto
 
-# `make bench`: the benchmarks under bench/ (never part of `make test`); ONLY=unet for the UNet call alone.
+# `make bench`: comfy.cpp against PyTorch on the same SD1.5 state dict (bench/run.sh; never part of
+# `make test`). ONLY=unet|vae|clip|load|memory|server|overhead (comma-separated) picks figures,
+# REPEAT=N runs per stage, INSTALLED=0 skips PyTorch as installed. bench/unet_call.sh profiles.
 bench: build
-	@if [ "$(ONLY)" = unet ]; then bench/unet_call.sh; else bench/sd15_txt2img.sh && bench/unet_call.sh; fi
+	ONLY="$(ONLY)" REPEAT="$(REPEAT)" INSTALLED="$(INSTALLED)" bench/run.sh
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -14,6 +14,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "cli/bench.h"
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "models/checkpoint_generator.h"
@@ -228,6 +229,7 @@ CLI::App* add_dev_command(CLI::App& app, int* exit_code) {
       *exit_code = 1;
     }
   });
+  add_bench_command(*dev, exit_code);
   return dev;
 }
 
