@@ -1,5 +1,6 @@
 // `comfycpp models list|info|hash|convert` (see models.h). Reads headers and shapes only: a
-// safetensors file is mapped, never read whole; a pickle goes through the restricted unpickler.
+// safetensors or GGUF file is mapped, never read whole; a pickle goes through the restricted
+// unpickler. verify and dedupe live in models_verify.cpp.
 #include "cli/models.h"
 
 #include <spdlog/sinks/stdout_sinks.h>
@@ -13,14 +14,19 @@
 #include <memory>
 
 #include "cli/app.h"
+#include "cli/models_catalog.h"
 #include "cli/models_download.h"
+#include "cli/models_verify.h"
 #include "core/error.h"
 #include "core/json.h"
 #include "io/blake3.h"
+#include "io/gguf.h"
 #include "io/pickle.h"
 #include "io/safetensors.h"
 #include "io/sha256.h"
+#include "io/tensor_hash.h"
 #include "models/model_detection.h"
+#include "models/model_inspection.h"
 #include "models/weights.h"
 #include "store/hash_cache.h"
 
@@ -37,12 +43,8 @@ struct ModelsArgs {
   bool blake3 = false;
   bool no_hash = false;
   bool force = false;
+  bool tensors = false;  // the tensor-data hash (io/tensor_hash.h)
 };
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
 
 std::string human_size(uint64_t bytes) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -109,15 +111,6 @@ std::string dtype_name(at::ScalarType t) {
 // ---------------------------------------------------------------------------------------------
 // Detection: family and kind from names and shapes (models/model_detection.h).
 
-const std::map<std::string, std::string>& kind_of_folder() {
-  static const std::map<std::string, std::string> k = {
-      {"checkpoints", "checkpoint"},       {"diffusion_models", "diffusion model"}, {"vae", "VAE"},
-      {"loras", "LoRA"},                   {"controlnet", "ControlNet"},            {"embeddings", "embedding"},
-      {"text_encoders", "text encoder"},   {"clip_vision", "CLIP vision"},          {"upscale_models", "upscaler"},
-  };
-  return k;
-}
-
 // "... belongs in models/vae ..." -> "vae".
 std::string folder_in_sentence(const std::string& s) {
   const auto at = s.find("models/");
@@ -139,41 +132,8 @@ std::string family_in_sentence(const std::string& s) {
   return "";
 }
 
-// The family a LoRA was trained for: text-encoder 2 keys (SDXL), transformer block names (Flux,
-// SD3), the width of the cross-attention keys (768 SD1.x, 1024 SD2.x, 2048 SDXL), then the
-// trainer's metadata.
-std::string lora_family(const WeightSet& set, const json& metadata) {
-  const std::vector<std::string> keys = set.keys();
-  auto any = [&](const std::string& s) {
-    return std::any_of(keys.begin(), keys.end(), [&](const std::string& k) { return k.find(s) != std::string::npos; });
-  };
-  if (any("lora_te2_") || any("lora_te1_")) return "SDXL";
-  if (any("double_blocks") || any("single_blocks") || any("single_transformer_blocks")) return "Flux";
-  if (any("joint_blocks")) return "SD3";
-  for (const std::string& k : keys) {
-    if ((k.find("attn2_to_k") != std::string::npos || k.find("attn2.to_k") != std::string::npos) &&
-        (k.find("lora_down.weight") != std::string::npos || k.find("lora_A.weight") != std::string::npos)) {
-      const auto shape = set.raw(k).sizes();
-      if (shape.size() == 2) {
-        if (shape[1] == 768) return "SD15";
-        if (shape[1] == 1024) return "SD20";
-        if (shape[1] == 2048) return "SDXL";
-      }
-    }
-  }
-  std::string base;
-  if (metadata.is_object()) {
-    base = lower(metadata.value("ss_base_model_version", metadata.value("modelspec.architecture", "")));
-  }
-  if (base.find("xl") != std::string::npos) return "SDXL";
-  if (base.find("flux") != std::string::npos) return "Flux";
-  if (base.find("sd3") != std::string::npos) return "SD3";
-  if (base.find("v2") != std::string::npos) return "SD20";
-  if (base.find("v1") != std::string::npos) return "SD15";
-  return "";
-}
-
-json detect(const std::shared_ptr<const WeightSet>& set, const std::string& file, const json& metadata) {
+json detect(const std::shared_ptr<const WeightSet>& set, const std::string& file, const json& metadata,
+           const std::vector<TensorEntry>& tensors) {
   json out = {{"family", nullptr}, {"kind", nullptr}, {"folder", nullptr}, {"description", ""}};
   const std::string prefix = unet_prefix_of(*set);
   if (set->has(prefix + "input_blocks.0.0.weight") || !prefix.empty()) {
@@ -197,7 +157,7 @@ json detect(const std::shared_ptr<const WeightSet>& set, const std::string& file
       const std::string folder = folder_in_sentence(what);
       if (!folder.empty()) {
         out["folder"] = folder;
-        out["kind"] = kind_of_folder().count(folder) ? kind_of_folder().at(folder) : folder;
+        out["kind"] = kind_of_folder(folder);
       }
     }
     return out;
@@ -207,11 +167,42 @@ json detect(const std::shared_ptr<const WeightSet>& set, const std::string& file
   const std::string folder = folder_in_sentence(what);
   if (!folder.empty()) {
     out["folder"] = folder;
-    out["kind"] = kind_of_folder().count(folder) ? kind_of_folder().at(folder) : folder;
+    out["kind"] = kind_of_folder(folder);
   }
-  const std::string fam = folder == "loras" ? lora_family(*set, metadata) : family_in_sentence(what);
+  const std::string fam = folder == "loras" ? lora_family(tensors, metadata).family : family_in_sentence(what);
   if (!fam.empty()) out["family"] = fam;
   return out;
+}
+
+// What the names and shapes did not settle, from the GGUF header: ComfyUI-GGUF's architecture
+// strings (general.architecture) and where it loads each kind (unet/diffusion_models with
+// UnetLoaderGGUF, clip/text_encoders with CLIPLoaderGGUF).
+void gguf_detection(json& j) {
+  json& d = j["detected"];
+  const json& arch = j["metadata"].value("general.architecture", json());
+  if (!arch.is_string()) return;
+  static const std::map<std::string, std::pair<std::string, bool>> table = {
+      // arch -> (family, is a diffusion model); anything else named here is a text encoder
+      {"sd1", {"SD15", true}},       {"sd2", {"SD20", true}},        {"sdxl", {"SDXL", true}},
+      {"sd3", {"SD3", true}},        {"flux", {"Flux", true}},       {"aura", {"AuraFlow", true}},
+      {"ltxv", {"LTXV", true}},      {"hyvid", {"HunyuanVideo", true}}, {"wan", {"WAN21", true}},
+      {"hidream", {"HiDream", true}}, {"cosmos", {"Cosmos", true}},  {"lumina2", {"Lumina2", true}},
+      {"t5", {"", false}},           {"t5encoder", {"", false}},     {"llama", {"", false}},
+      {"qwen2vl", {"", false}},      {"gemma2", {"", false}},        {"clip", {"", false}},
+  };
+  auto it = table.find(arch.get<std::string>());
+  if (it == table.end()) return;
+  const auto& [family, diffusion] = it->second;
+  if (d["family"].is_null() && !family.empty()) d["family"] = family;
+  if (d["kind"].is_null()) {
+    d["kind"] = diffusion ? "diffusion model" : "text encoder";
+    d["folder"] = diffusion ? "diffusion_models" : "text_encoders";
+    if (d["description"].get<std::string>().empty()) {
+      d["description"] = std::string("A GGUF ") + (diffusion ? "diffusion model" : "text encoder") + " (" +
+                         arch.get<std::string>() + "); it belongs in models/" + d["folder"].get<std::string>() +
+                         " and loads with ComfyUI-GGUF's " + (diffusion ? "UnetLoaderGGUF" : "CLIPLoaderGGUF") + ".";
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -220,6 +211,7 @@ json detect(const std::shared_ptr<const WeightSet>& set, const std::string& file
 struct Inspected {
   json info;
   std::shared_ptr<const WeightSet> set;
+  std::vector<TensorEntry> tensors;  // names, dtypes and shapes, for the header rules (models/model_inspection.h)
 };
 
 Inspected inspect(const fs::path& file) {
@@ -227,40 +219,51 @@ Inspected inspect(const fs::path& file) {
   json& j = r.info;
   j["path"] = file.string();
   j["size"] = fs::file_size(file);
-  std::map<std::string, int64_t> dtypes;
-  int64_t params = 0;
-  const std::string ext = lower(file.extension().string());
-  if (ext == ".gguf") {
-    throw ComfyError("RuntimeError", "cannot inspect " + file.string() + ": GGUF files are not read yet");
-  }
-  if (io::is_pickle_extension(file)) {
+  const std::string ext = lower_extension(file);
+  if (ext == ".gguf" || io::is_gguf_file(file)) {
+    auto g = io::GgufFile::open(file);
+    j["format"] = "gguf (version " + std::to_string(g->version()) + ")";
+    j["gguf"] = {{"version", g->version()}, {"alignment", g->alignment()}, {"data_offset", g->data_offset()}};
+    json metadata = json::object(), types = json::object();
+    for (const io::GgufKeyValue& kv : g->key_values()) {
+      types[kv.key] = io::gguf_type_name(kv.type, kv.element);
+      // Long arrays (tokenizer vocabularies) are summarised, not printed.
+      if (kv.value.is_array() && kv.value.size() > 32) {
+        metadata[kv.key] = types[kv.key].get<std::string>() + " of " + std::to_string(kv.value.size()) + " items";
+      } else {
+        metadata[kv.key] = kv.value;
+      }
+    }
+    j["metadata"] = metadata;
+    j["gguf"]["types"] = types;
+    // Detection sees names and PyTorch-order shapes only: meta tensors, no data.
+    std::unordered_map<std::string, at::Tensor> shapes;
+    for (const io::GgufTensorInfo& t : g->tensors()) {
+      r.tensors.push_back({t.name, t.type_name(), t.shape()});
+      shapes.emplace(t.name, at::empty(t.shape(), at::TensorOptions().dtype(at::kFloat).device(at::kMeta)));
+    }
+    r.set = WeightSet::from_tensors(std::move(shapes));
+  } else if (io::is_pickle_extension(file)) {
     io::PickleCheckpoint ck = io::load_pickle_checkpoint(file);
     j["format"] = "pickle (" + ck.format + ")";
     j["metadata"] = ck.extra;
     std::unordered_map<std::string, at::Tensor> tensors;
     for (auto& [name, t] : ck.tensors) {
-      dtypes[dtype_name(t.scalar_type())]++;
-      params += t.numel();
+      r.tensors.push_back({name, dtype_name(t.scalar_type()), t.sizes().vec()});
       tensors.emplace(name, t);
     }
-    j["tensors"] = ck.tensors.size();
     r.set = WeightSet::from_tensors(std::move(tensors));
   } else {
     std::shared_ptr<const SafetensorsFile> f = SafetensorsFile::open(file);
     j["format"] = "safetensors";
     j["metadata"] = f->metadata();
-    for (const std::string& k : f->keys()) {
-      const TensorInfo& info = f->info(k);
-      dtypes[info.dtype]++;
-      int64_t n = 1;
-      for (int64_t d : info.shape) n *= d;
-      params += n;
-    }
-    j["tensors"] = f->keys().size();
+    for (const std::string& k : f->keys()) r.tensors.push_back({k, f->info(k).dtype, f->info(k).shape});
     r.set = WeightSet::from_file(f);
   }
-  j["parameters"] = params;
-  j["dtypes"] = dtypes;
+  const TensorSummary summary = summarize_tensors(r.tensors);
+  j["tensors"] = summary.count;
+  j["parameters"] = summary.parameters;
+  j["dtypes"] = summary.dtypes;
   return r;
 }
 
@@ -271,7 +274,16 @@ struct Hashes {
 
 Hashes hash_file(const FolderPaths& folders, const fs::path& file, const std::string& algo) {
   Hashes h;
-  auto compute = [&](const fs::path& p) { return algo == "blake3" ? io::blake3_file_hex(p) : io::sha256_file_hex(p); };
+  auto compute = [&](const fs::path& p) {
+    if (algo == "tensors-sha256") {
+      if (io::is_pickle_extension(p) && !io::is_gguf_file(p)) {
+        throw ComfyError("ValueError", "no tensor hash for " + p.string() +
+                                           ": it is a pickle checkpoint (convert it to safetensors with `models convert`)");
+      }
+      return io::tensor_data_sha256(p);
+    }
+    return algo == "blake3" ? io::blake3_file_hex(p) : io::sha256_file_hex(p);
+  };
   try {
     h.digest = open_hash_cache(folders)->digest(file, algo, compute, &h.cached);
   } catch (const std::runtime_error& e) {
@@ -313,11 +325,28 @@ int list_command(const ModelsArgs& a) {
   json out = json::object();
   for (const std::string& folder : names) {
     json files = json::array();
-    for (const std::string& name : folders->get_filename_list(folder)) {
+    std::vector<std::string> listed = folders->get_filename_list(folder);
+    for (const std::string& g : gguf_file_list(*folders, folder)) {  // where ComfyUI-GGUF looks for them
+      if (std::find(listed.begin(), listed.end(), g) == listed.end()) listed.push_back(g);
+    }
+    std::sort(listed.begin(), listed.end());
+    for (const std::string& name : listed) {
       auto p = folders->get_full_path(folder, name);
       std::error_code ec;
       const uint64_t size = p ? fs::file_size(*p, ec) : 0;
-      files.push_back({{"name", name}, {"path", p ? p->string() : ""}, {"size", ec ? 0 : size}});
+      json entry = {{"name", name}, {"path", p ? p->string() : ""}, {"size", ec ? 0 : size}};
+      if (lower_extension(name) == ".gguf" && p) {
+        try {  // a GGUF file's architecture and tensor types, from its header
+          auto g = io::GgufFile::open(*p);
+          std::map<std::string, int> types;
+          for (const auto& t : g->tensors()) types[t.type_name()]++;
+          entry["gguf"] = {{"architecture", g->get_string("general.architecture")}, {"tensors", g->tensors().size()},
+                           {"types", types}};
+        } catch (const ComfyError& e) {
+          entry["error"] = e.what();
+        }
+      }
+      files.push_back(std::move(entry));
     }
     out[folder] = files;
   }
@@ -328,7 +357,14 @@ int list_command(const ModelsArgs& a) {
   bool any = false;
   for (const auto& [folder, files] : out.items()) {
     for (const json& f : files) {
-      std::cout << folder << "/" << f["name"].get<std::string>() << "  " << human_size(f["size"].get<uint64_t>()) << "\n";
+      std::cout << folder << "/" << f["name"].get<std::string>() << "  " << human_size(f["size"].get<uint64_t>());
+      if (f.contains("gguf")) {
+        std::string types;
+        for (const auto& [t, n] : f["gguf"]["types"].items()) types += (types.empty() ? "" : ", ") + t + " x" + std::to_string(n.get<int>());
+        std::cout << "  GGUF " << f["gguf"]["architecture"].get<std::string>() << " (" << types << ")";
+      }
+      if (f.contains("error")) std::cout << "  CORRUPT";
+      std::cout << "\n";
       any = true;
     }
   }
@@ -341,7 +377,12 @@ int info_command(const ModelsArgs& a) {
   const fs::path file = resolve_model_file(*folders, a.target);
   Inspected ins = inspect(file);
   json& j = ins.info;
-  j["detected"] = detect(ins.set, file.string(), j["metadata"]);
+  try {
+    j["detected"] = detect(ins.set, file.string(), j["metadata"], ins.tensors);
+  } catch (const std::exception&) {  // a check that needs tensor values (GGUF gives shapes only)
+    j["detected"] = {{"family", nullptr}, {"kind", nullptr}, {"folder", nullptr}, {"description", ""}};
+  }
+  if (j.contains("gguf")) gguf_detection(j);
   const std::string in_folder = folder_of(*folders, file);
   j["in_folder"] = in_folder.empty() ? json(nullptr) : json(in_folder);
   j["hint"] = nullptr;
@@ -355,6 +396,7 @@ int info_command(const ModelsArgs& a) {
     j["sha256"] = h.digest;
     j["autov2"] = h.digest.substr(0, 10);
   }
+  if (a.tensors) j["tensors_sha256"] = hash_file(*folders, file, "tensors-sha256").digest;
   if (a.json_output) {
     std::cout << j.dump(2) << "\n";
     return 0;
@@ -377,6 +419,7 @@ int info_command(const ModelsArgs& a) {
     std::cout << "sha256:      " << j["sha256"].get<std::string>() << "\n";
     std::cout << "AutoV2:      " << j["autov2"].get<std::string>() << "\n";
   }
+  if (j.contains("tensors_sha256")) std::cout << "tensor hash: " << j["tensors_sha256"].get<std::string>() << "\n";
   if (!j["metadata"].empty()) {
     std::cout << "metadata:\n";
     for (const auto& [k, v] : j["metadata"].items()) std::cout << "  " << k << ": " << one_line(v, 160) << "\n";
@@ -387,15 +430,16 @@ int info_command(const ModelsArgs& a) {
 int hash_command(const ModelsArgs& a) {
   auto folders = make_folder_paths(a.dirs);
   const fs::path file = resolve_model_file(*folders, a.target);
-  const std::string algo = a.blake3 ? "blake3" : "sha256";
+  const std::string algo = a.tensors ? "tensors-sha256" : a.blake3 ? "blake3" : "sha256";
   Hashes h = hash_file(*folders, file, algo);
+  const std::string key = a.tensors ? "tensors_sha256" : algo;
   if (a.json_output) {
-    json j = {{"path", file.string()}, {"size", fs::file_size(file)}, {algo, h.digest}, {"cached", h.cached}};
+    json j = {{"path", file.string()}, {"size", fs::file_size(file)}, {key, h.digest}, {"cached", h.cached}};
     if (algo == "sha256") j["autov2"] = h.digest.substr(0, 10);
     std::cout << j.dump(2) << "\n";
     return 0;
   }
-  std::cout << h.digest << "  " << file.string() << "\n";
+  std::cout << h.digest << "  " << file.string() << (a.tensors ? "  (tensor data)" : "") << "\n";
   if (algo == "sha256") std::cout << "AutoV2: " << h.digest.substr(0, 10) << "\n";
   return 0;
 }
@@ -469,13 +513,18 @@ CLI::App* add_models_command(CLI::App& app, int* exit_code) {
   auto info = add("info", "Header, metadata, detected family and kind, folder hint, SHA-256 of a model file.",
                   info_command, "a path, or FOLDER/NAME as loaders name it", true);
   info.first->add_flag("--no-hash", info.second->no_hash, "Skip the SHA-256 (computed once, then cached).");
+  info.first->add_flag("--tensors", info.second->tensors, "Also the tensor-data hash (ignores metadata and order).");
   auto hash = add("hash", "SHA-256 (and AutoV2) of a model file, cached by path, size and mtime.", hash_command,
                   "a path, or FOLDER/NAME as loaders name it", true);
   hash.first->add_flag("--blake3", hash.second->blake3, "BLAKE3 instead of SHA-256.");
+  hash.first->add_flag("--tensors", hash.second->tensors,
+                       "SHA-256 of the tensors only (sorted names, dtypes, shapes, bytes): editing metadata keeps it.");
   auto convert = add("convert", "Convert a pickle checkpoint (.ckpt/.pt/.pth/.bin) to .safetensors beside it.",
                      convert_command, "a path, or FOLDER/NAME as loaders name it", true);
   convert.first->add_flag("--force", convert.second->force, "Replace an existing .safetensors file.");
   add_download_commands(*models, exit_code);  // download, missing (cli/models_download.cpp)
+  add_catalog_commands(*models, exit_code);  // catalog [search | install] (cli/models_catalog.cpp)
+  add_verify_commands(*models, exit_code);    // verify, dedupe (cli/models_verify.cpp)
   return models;
 }
 

@@ -16,6 +16,7 @@
 #include "core/json.h"
 #include "io/blake3.h"
 #include "models/missing_models.h"
+#include "models/model_catalog.h"
 #include "models/model_download.h"
 #include "nodes/all.h"
 #include "store/hash_cache.h"
@@ -44,18 +45,25 @@ std::string human(double bytes) {
   return buf;
 }
 
+}  // namespace
+
 // One line, redrawn: [#####-----]  42%  1.2 GiB / 2.9 GiB  35.0 MiB/s
-void draw_progress(const DownloadState& s) {
+void draw_download_progress(const DownloadState& s) {
   const int width = 30;
   double frac = s.bytes_total ? static_cast<double>(s.bytes_done) / static_cast<double>(s.bytes_total) : 0;
   int filled = static_cast<int>(frac * width);
   std::string bar(static_cast<size_t>(filled), '#');
   bar += std::string(static_cast<size_t>(width - filled), '-');
-  std::fprintf(stderr, "\r%s [%s] %3.0f%%  %s / %s  %s/s   ", s.target.filename().c_str(), bar.c_str(), frac * 100,
+  std::string name = s.target.empty() ? url_file_name(s.request.url) : s.target.filename().string();
+  std::fprintf(stderr, "\r%s [%s] %3.0f%%  %s / %s  %s/s   ", name.c_str(), bar.c_str(), frac * 100,
                human(static_cast<double>(s.bytes_done)).c_str(),
                s.bytes_total ? human(static_cast<double>(s.bytes_total)).c_str() : "?", human(s.speed).c_str());
   std::fflush(stderr);
 }
+
+namespace {
+
+void draw_progress(const DownloadState& s) { draw_download_progress(s); }
 
 DownloadOptions cli_options(const DownloadArgs& a, const FolderPaths& folders) {
   DownloadOptions o = DownloadOptions::from_env(folders.user_directory() / "__comfycpp" / "download_tokens.json");
@@ -137,17 +145,24 @@ int missing_command(const DownloadArgs& a) {
   }
   auto rs = resolve_models(refs, *folders, ro);
   json report = missing_models_report(rs, warnings);
+  std::vector<std::string> catalog_warnings;
+  annotate_missing_with_catalog(report, ModelCatalog::load(*folders, {}, &catalog_warnings));
   if (a.json_output) {
     std::cout << report.dump(2) << "\n";
   } else {
     for (auto& w : warnings) std::cout << "warning: " << w << "\n";
     if (rs.empty()) std::cout << "the workflow references no model files\n";
-    for (auto& r : rs) {
+    for (size_t i = 0; i < rs.size(); ++i) {
+      const auto& r = rs[i];
+      const json& in_catalog = report["models"][i]["catalog"];
       const char* mark = r.status == "found" || r.status == "downloaded" ? "ok     "
                          : r.status == "found_elsewhere" || r.status == "found_by_hash" ? "moved  "
                          : r.status == "download_queued" ? "queued "
                                                          : "MISSING";
-      std::cout << mark << " " << r.ref.folder << "/" << r.ref.name << ": " << r.message << "\n";
+      std::cout << mark << " " << r.ref.folder << "/" << r.ref.name << ": " << r.message;
+      if (in_catalog.is_string())
+        std::cout << "; the catalog has it: comfycpp models catalog install " << in_catalog.get<std::string>();
+      std::cout << "\n";
     }
     int missing = report["missing"].get<int>();
     std::cout << (missing ? std::to_string(missing) + " model(s) missing" : std::string("all models found")) << "\n";
@@ -183,7 +198,9 @@ void add_download_commands(CLI::App& models, int* exit_code) {
   download->add_option("url", d->url, "an http(s) URL")->required();
   download->add_option("--directory", d->directory, "the model folder: checkpoints, loras, vae, ...")->required();
   download->add_option("--sha256", d->sha256, "the expected SHA-256; a file that differs is refused");
-  download->add_option("--filename", d->filename, "the name to save as (default: the URL's last segment)");
+  download->add_option("--filename", d->filename,
+                       "the name to save as, subfolders allowed (sub/x.safetensors); default: the URL's last "
+                       "segment, or the server's Content-Disposition name");
   download->add_option("--size", d->size, "the expected size in bytes");
   wire(download, d, download_command, "download");
 

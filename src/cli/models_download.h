@@ -15,4 +15,8 @@ namespace comfy {
 
 void add_download_commands(CLI::App& models, int* exit_code);
 
+struct DownloadState;
+// The progress bar `models download`, `missing --download` and `catalog install` draw on stderr.
+void draw_download_progress(const DownloadState& s);
+
 }  // namespace comfy

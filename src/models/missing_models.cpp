@@ -311,7 +311,7 @@ std::vector<ModelResolution> resolve_models(const std::vector<ModelReference>& r
       DownloadRequest req;
       req.url = ref.url;
       req.directory = ref.folder;
-      req.filename = base_name(ref.name);
+      req.filename = ref.name;  // "sd15/x.safetensors" lands in that subfolder, as the workflow names it
       if (ref.hash_type.empty() || ref.hash_type == "sha256") req.sha256 = ref.hash;
       try {
         r.download_id = options.downloads->enqueue(req);
@@ -320,7 +320,7 @@ std::vector<ModelResolution> resolve_models(const std::vector<ModelReference>& r
           if (st.status == DownloadStatus::completed) {
             r.status = "downloaded";
             r.path = st.target.string();
-            r.found_name = st.target.filename().string();
+            r.found_name = st.request.filename;
             r.message = "downloaded to " + r.path;
           } else {
             r.status = "download_failed";

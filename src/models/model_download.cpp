@@ -139,7 +139,7 @@ json DownloadState::to_json() const {
   json j{{"id", id},
          {"url", url_for_messages(request.url)},
          {"directory", request.directory},
-         {"filename", target.filename().string()},
+         {"filename", request.filename},
          {"path", target.string()},
          {"status", to_string(status)},
          {"bytes_done", bytes_done},
@@ -159,7 +159,7 @@ json DownloadState::asset_download_message() const {
                    : status == DownloadStatus::completed ? "completed"
                                                          : "failed";
   json j{{"task_id", id},
-         {"asset_name", target.filename().string()},
+         {"asset_name", target.empty() ? url_file_name(request.url) : target.filename().string()},
          {"bytes_total", bytes_total},
          {"bytes_downloaded", bytes_done},
          {"progress", bytes_total ? static_cast<double>(bytes_done) / static_cast<double>(bytes_total) : 0.0},
@@ -248,30 +248,114 @@ bool host_matches(const std::string& host, const std::string& pattern) {
   return h == p || (h.size() > p.size() && ends_with(h, "." + p));
 }
 
+namespace {
+
+std::string percent_decoded(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && std::isxdigit((unsigned char)s[i + 1]) &&
+        std::isxdigit((unsigned char)s[i + 2])) {
+      out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+// A refused name: "..", backslashes, NUL, absolute, empty or hidden parts; slashes unless
+// `subfolders`.
+bool unsafe_name(const std::string& name, bool subfolders) {
+  if (name.empty() || name[0] == '/' || name.find('\\') != std::string::npos || name.find('\0') != std::string::npos)
+    return true;
+  if (!subfolders && name.find('/') != std::string::npos) return true;
+  size_t start = 0;
+  while (true) {
+    size_t end = name.find('/', start);
+    std::string part = name.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    if (part.empty() || part[0] == '.' || part.find("..") != std::string::npos) return true;
+    if (end == std::string::npos) return false;
+    start = end + 1;
+  }
+}
+
+}  // namespace
+
+std::string url_file_name(const std::string& url) {
+  std::string path = url_for_messages(url);
+  return percent_decoded(path.substr(path.rfind('/') + 1));
+}
+
+bool has_model_extension(const std::string& name) {
+  std::string l = lower(name);
+  for (auto& e : safe_extensions())
+    if (ends_with(l, e)) return true;
+  for (auto& e : pickle_extensions())
+    if (ends_with(l, e)) return true;
+  return false;
+}
+
+std::string content_disposition_filename(const std::string& header) {
+  // Parameters after the disposition type: name=token or name="quoted \"string\"".
+  std::map<std::string, std::string> params;
+  size_t i = header.find(';');
+  while (i != std::string::npos && i < header.size()) {
+    ++i;
+    while (i < header.size() && (header[i] == ' ' || header[i] == '\t')) ++i;
+    size_t eq = header.find('=', i);
+    if (eq == std::string::npos) break;
+    std::string key = lower(header.substr(i, eq - i));
+    key.erase(key.find_last_not_of(" \t") + 1);
+    size_t p = eq + 1;
+    while (p < header.size() && (header[p] == ' ' || header[p] == '\t')) ++p;
+    std::string value;
+    if (p < header.size() && header[p] == '"') {
+      for (++p; p < header.size() && header[p] != '"'; ++p) {
+        if (header[p] == '\\' && p + 1 < header.size()) ++p;
+        value += header[p];
+      }
+      i = header.find(';', p);
+    } else {
+      size_t semi = header.find(';', p);
+      value = header.substr(p, semi == std::string::npos ? std::string::npos : semi - p);
+      value.erase(value.find_last_not_of(" \t\r\n") + 1);
+      i = semi;
+    }
+    params.emplace(key, value);
+  }
+  std::string name;
+  if (auto it = params.find("filename*"); it != params.end()) {
+    // charset'language'percent-encoded (RFC 5987); UTF-8 and ASCII names are used as they are.
+    const std::string& v = it->second;
+    size_t q1 = v.find('\''), q2 = q1 == std::string::npos ? q1 : v.find('\'', q1 + 1);
+    if (q2 != std::string::npos) {
+      std::string charset = lower(v.substr(0, q1));
+      if (charset == "utf-8" || charset == "us-ascii" || charset.empty()) name = percent_decoded(v.substr(q2 + 1));
+    }
+  }
+  if (name.empty())
+    if (auto it = params.find("filename"); it != params.end()) name = it->second;
+  // No path parts: only what follows the last slash or backslash.
+  if (auto cut = name.find_last_of("/\\"); cut != std::string::npos) name = name.substr(cut + 1);
+  name.erase(0, name.find_first_not_of(" \t"));
+  name.erase(name.find_last_not_of(" \t") + 1);
+  if (name == "." || name == "..") return "";
+  return name;
+}
+
 std::string checked_download_filename(const DownloadRequest& req, bool allow_pickle) {
   std::string name = req.filename;
-  if (name.empty()) {
-    std::string path = url_for_messages(req.url);
-    name = path.substr(path.rfind('/') + 1);
-    if (name.empty()) throw ComfyError("ValueError", "the URL '" + path + "' names no file; give a filename");
-    // Percent-decoded, then checked like any other name.
-    std::string decoded;
-    for (size_t i = 0; i < name.size(); ++i) {
-      if (name[i] == '%' && i + 2 < name.size() && std::isxdigit((unsigned char)name[i + 1]) &&
-          std::isxdigit((unsigned char)name[i + 2])) {
-        decoded += static_cast<char>(std::stoi(name.substr(i + 1, 2), nullptr, 16));
-        i += 2;
-      } else {
-        decoded += name[i];
-      }
-    }
-    name = decoded;
+  const bool explicit_name = !name.empty();
+  if (!explicit_name) {
+    name = url_file_name(req.url);
+    if (name.empty())
+      throw ComfyError("ValueError", "the URL '" + url_for_messages(req.url) + "' names no file; give a filename");
   }
-  if (name.find('/') != std::string::npos || name.find('\\') != std::string::npos ||
-      name.find("..") != std::string::npos || name.find('\0') != std::string::npos || name[0] == '.')
+  if (unsafe_name(name, explicit_name))
     throw ComfyError("ValueError", "refused filename '" + name +
-                                       "': a download's filename must be a plain name (no '..', slashes, "
-                                       "absolute paths or leading dot)");
+                                       "': a download's filename must stay inside the model folder (a plain name "
+                                       "or sub/name; no '..', backslashes, absolute paths or leading dots)");
   std::string l = lower(name);
   for (auto& e : safe_extensions())
     if (ends_with(l, e)) return name;
@@ -351,7 +435,9 @@ std::string DownloadManager::enqueue(const DownloadRequest& in) {
   if (exts.empty() || exts.count(".part"))
     throw ComfyError("ValueError", "refused: the model folder '" + req.directory +
                                        "' lists every file, so a partial download would be visible to loaders");
-  std::string name = checked_download_filename(req, options_.allow_pickle);
+  // A URL that names no model file (Civitai's /api/download/models/ID): the server names it.
+  const bool deferred = req.filename.empty() && !has_model_extension(url_file_name(req.url));
+  std::string name = deferred ? std::string() : checked_download_filename(req, options_.allow_pickle);
   req.filename = name;
   req.sha256 = lower(req.sha256);
   if (!req.sha256.empty() &&
@@ -361,25 +447,27 @@ std::string DownloadManager::enqueue(const DownloadRequest& in) {
   if (req.size) {
     auto free = options_.free_space(dir);
     if (free && *free < *req.size + options_.free_space_reserve)
-      throw ComfyError("OSError", "not enough free space in " + dir.string() + " for " + name + ": it needs " +
+      throw ComfyError("OSError", "not enough free space in " + dir.string() + " for " +
+                                      (deferred ? url_for_messages(req.url) : name) + ": it needs " +
                                       human_bytes(*req.size) + ", " + human_bytes(*free) + " are free");
   }
   auto job = std::make_shared<Job>();
   job->state.id = random_id();
   job->state.request = req;
-  job->state.target = dir / name;
+  if (!deferred) job->state.target = dir / name;
   if (req.size) job->state.bytes_total = *req.size;
   {
     std::lock_guard lock(mutex_);
     for (auto& j : jobs_)
-      if (!j->state.finished() && j->state.target == job->state.target)
+      if (!deferred && !j->state.finished() && j->state.target == job->state.target)
         throw ComfyError("ValueError", "a download of " + job->state.target.string() + " is already queued (" +
                                            j->state.id + ")");
     jobs_.push_back(job);
     pending_.push_back(job);
     persist_locked();
   }
-  spdlog::info("download {} queued: {} -> {}", job->state.id, url_for_messages(req.url), job->state.target.string());
+  spdlog::info("download {} queued: {} -> {}", job->state.id, url_for_messages(req.url),
+               deferred ? (dir / "<name from the server>").string() : job->state.target.string());
   notify(job, true);
   cv_.notify_one();
   return job->state.id;
@@ -498,6 +586,8 @@ struct Transfer {
   fs::path part;
   uint64_t offset = 0;  // bytes already in the part file
   Sha256* hash = nullptr;
+  // Names the file from the response's Content-Disposition and sets `part`; false with a message.
+  std::function<bool(std::string& error)> name_part;
   // Per response.
   CURL* curl = nullptr;
   long status = 0;
@@ -526,6 +616,14 @@ struct Transfer {
     started = true;
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
     if (status != 200 && status != 206) return true;  // an error or redirect body: kept for messages
+    if (part.empty()) {  // not named yet: no Range was sent, so this is the whole file
+      std::string error;
+      if (!name_part || !name_part(error)) {
+        abort_fatal = true;
+        abort_message = error.empty() ? "the download has no file name" : error;
+        return false;
+      }
+    }
     curl_off_t length = -1;
     curl_easy_getinfo(curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
     if (status == 200) {
@@ -617,10 +715,21 @@ void DownloadManager::run_job(const std::shared_ptr<Job>& job) {
     job->state.error = msg;
   };
   std::error_code ec;
-  fs::create_directories(target.parent_path(), ec);
-  if (ec) return fail("cannot create " + target.parent_path().string() + ": " + ec.message());
-  const fs::path part = target.parent_path() / (target.filename().string() + ".part");
-  if (fs::exists(target, ec)) {
+  fs::path part;  // empty until the file has a name (Content-Disposition)
+  auto set_target = [&](const fs::path& file) {
+    target = file;
+    part = file.parent_path() / (file.filename().string() + ".part");
+  };
+  fs::path dir;
+  try {
+    dir = target.empty() ? target_dir(req.directory) : target.parent_path();
+  } catch (const std::exception& e) {
+    return fail(e.what());
+  }
+  fs::create_directories(dir, ec);
+  if (ec) return fail("cannot create " + dir.string() + ": " + ec.message());
+  if (!target.empty()) set_target(target);
+  if (!target.empty() && fs::exists(target, ec)) {
     if (!req.sha256.empty() && file_sha256(target) == req.sha256) {
       std::lock_guard lock(mutex_);
       job->state.status = DownloadStatus::completed;
@@ -670,7 +779,44 @@ void DownloadManager::run_job(const std::shared_ptr<Job>& job) {
     t.reserve = options_.free_space_reserve;
     t.expected_size = req.size;
     t.part = part;
-    t.offset = fs::exists(part, ec) ? fs::file_size(part, ec) : 0;
+    t.offset = !part.empty() && fs::exists(part, ec) ? fs::file_size(part, ec) : 0;
+    // The server names the file: checked as a given name would be, never replacing a file.
+    t.name_part = [&](std::string& error) {
+      std::string name = content_disposition_filename(t.header("content-disposition"));
+      if (name.empty()) {
+        error = "the URL '" + url_for_messages(req.url) +
+                "' names no model file and the server sent no file name (Content-Disposition); give a filename";
+        return false;
+      }
+      DownloadRequest named = req;
+      named.filename = name;
+      try {
+        name = checked_download_filename(named, options_.allow_pickle);
+      } catch (const ComfyError& e) {
+        error = std::string("the server named the file: ") + e.what();
+        return false;
+      }
+      fs::path file = dir / name;
+      if (fs::exists(file, ec)) {
+        error = file.string() + " already exists; remove it first to download it again";
+        return false;
+      }
+      {
+        std::lock_guard lock(mutex_);
+        for (auto& j : jobs_)
+          if (j != job && !j->state.finished() && j->state.target == file) {
+            error = "a download of " + file.string() + " is already queued (" + j->state.id + ")";
+            return false;
+          }
+        job->state.target = file;
+        job->state.request.filename = name;
+        persist_locked();
+      }
+      req.filename = name;
+      set_target(file);
+      t.part = part;
+      return true;
+    };
     t.hash = &hash;
     hash.reset();
     if (!req.sha256.empty() && t.offset) hash.update_file(part, t.offset);
@@ -910,8 +1056,10 @@ void DownloadManager::load_queue() {
       if (!folders_.has_folder(s.request.directory)) continue;
       auto exts = folders_.extensions(s.request.directory);
       if (exts.empty() || exts.count(".part")) continue;
-      s.request.filename = checked_download_filename(s.request, options_.allow_pickle);
-      s.target = target_dir(s.request.directory) / s.request.filename;
+      if (!s.request.filename.empty() || has_model_extension(url_file_name(s.request.url))) {
+        s.request.filename = checked_download_filename(s.request, options_.allow_pickle);
+        s.target = target_dir(s.request.directory) / s.request.filename;
+      }
       if (s.status == DownloadStatus::running) s.status = DownloadStatus::queued;
       if (s.status == DownloadStatus::completed) s.bytes_done = s.bytes_total;
       jobs_.push_back(job);

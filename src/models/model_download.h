@@ -8,8 +8,12 @@
 // configured) go only to their own host and its subdomains, never across a redirect to another
 // host, and are never logged nor persisted. An optional hosts allow-list is checked on every hop
 // of a redirect chain. Only .safetensors, .gguf and .sft unless pickle formats are allowed.
-// Filenames with "..", slashes or absolute paths are refused; nothing is written outside the
-// model folders; no half-written file ever has a loadable name.
+// A filename may name a subfolder of the model folder ("sd15/x.safetensors", created on demand);
+// "..", backslashes, absolute paths and hidden parts are refused; nothing is written outside the
+// model folders; no half-written file ever has a loadable name. Without a filename the name is the
+// URL's last path segment, or, when that names no model file (Civitai's /api/download/models/ID),
+// the server's Content-Disposition (filename*=UTF-8''... or filename="..."), reduced to a plain
+// name and checked like any other.
 #pragma once
 #include <chrono>
 #include <condition_variable>
@@ -58,7 +62,7 @@ struct DownloadOptions {
 struct DownloadRequest {
   std::string url;
   std::string directory;  // a model folder name ("checkpoints", "loras", legacy "clip"...)
-  std::string filename;   // empty: the URL's last path segment
+  std::string filename;   // may hold a subfolder; empty: the URL's last segment or Content-Disposition
   std::string sha256;     // expected lower-case hex, or empty
   std::optional<uint64_t> size;  // expected size in bytes, when known
 };
@@ -70,7 +74,7 @@ struct DownloadState {
   std::string id;
   DownloadRequest request;
   DownloadStatus status = DownloadStatus::queued;
-  std::filesystem::path target;   // the final file
+  std::filesystem::path target;   // the final file; empty until the server names it (Content-Disposition)
   uint64_t bytes_done = 0;
   uint64_t bytes_total = 0;       // 0: unknown
   double speed = 0;               // bytes per second, recent
@@ -87,9 +91,18 @@ struct DownloadState {
   json asset_download_message() const;
 };
 
-// The file name a request will be saved under, checked: refuses "..", slashes, absolute paths,
-// empty and hidden names, and extensions outside the allowed set. Throws ComfyError (ValueError).
+// The file name a request will be saved under, checked: an explicit filename may hold subfolders
+// ("sd15/x.safetensors"); refuses "..", backslashes, absolute paths, empty and hidden parts, and
+// extensions outside the allowed set. A name taken from the URL must be a plain name. Throws
+// ComfyError (ValueError).
 std::string checked_download_filename(const DownloadRequest& req, bool allow_pickle);
+// The URL's last path segment, percent-decoded ("" when the path ends with '/').
+std::string url_file_name(const std::string& url);
+// True when `name` ends with a model file extension (safe or pickle): a URL segment worth using.
+bool has_model_extension(const std::string& name);
+// The file name a Content-Disposition header gives (filename* in UTF-8 preferred over filename),
+// reduced to its last path part; "" when it gives none or only "."/"..".
+std::string content_disposition_filename(const std::string& header);
 // The lower-cased host of an http(s) URL; throws ComfyError (ValueError) for other schemes.
 std::string url_host(const std::string& url);
 // A Hugging Face page URL (".../blob/main/x.safetensors") as the file's URL (".../resolve/...");

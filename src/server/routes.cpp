@@ -14,9 +14,12 @@
 
 #include "server/handlers/handlers.h"
 #include "server/handlers/model_downloads.h"
+#include "server/handlers/model_hash.h"
 #include "server/handlers/static_files.h"
 
 namespace comfy::server {
+
+Response get_model_info(Context& ctx, Request& req);  // handlers/model_info.cpp
 
 Router::Router(Context& ctx) : ctx_(ctx) {
   add("GET", "/ws", get_ws);
@@ -24,6 +27,8 @@ Router::Router(Context& ctx) : ctx_(ctx) {
   add("GET", "/embeddings", get_embeddings);
   add("GET", "/models", get_models);
   for (auto& r : model_download_routes(ctx_)) add(r.method, r.path, r.fn);  // handlers/model_downloads.cpp
+  for (auto& r : model_hash_routes(ctx_)) add(r.method, r.path, r.fn);      // handlers/model_hash.cpp
+  add("GET", "/models/info", get_model_info);  // handlers/model_info.cpp
   add("GET", "/models/{folder}", get_models_folder);
   add("GET", "/extensions", get_extensions);
   add("POST", "/upload/image", post_upload_image);

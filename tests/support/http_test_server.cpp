@@ -98,6 +98,7 @@ struct HttpTestServer::Impl {
                std::to_string(size) + "\r\n";
       }
     }
+    for (auto& [name, value] : res.headers) head += name + ": " + value + "\r\n";
     send(socket, "HTTP/1.1 " + std::to_string(status) + (status == 206 ? " Partial Content" : " OK") +
                      "\r\nContent-Type: application/octet-stream\r\nAccept-Ranges: bytes\r\nContent-Length: " +
                      std::to_string(size - start) + "\r\n" + head + "Connection: close\r\n\r\n");

@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace comfy::test {
@@ -22,6 +23,7 @@ struct TestResource {
   size_t chunk = 0;                 // throttling: write the body in chunks of this size...
   std::chrono::milliseconds delay{0};  // ...with this pause between them
   std::string require_bearer;       // non-empty: 401 without Authorization, 403 with another token
+  std::vector<std::pair<std::string, std::string>> headers;  // extra headers on 200/206 answers
 
   static TestResource file(std::string content) {
     TestResource r;

@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cctype>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -12,9 +13,12 @@
 
 #include "core/error.h"
 #include "graph/ui_workflow.h"
+#include "models/image_workflow.h"
 #include "models/missing_models.h"
+#include "models/model_catalog.h"
 #include "models/model_download.h"
 #include "server/handlers/handlers.h"
+#include "server/multipart.h"
 #include "store/hash_cache.h"
 
 namespace comfy::server {
@@ -94,12 +98,54 @@ Response post_models_download_cancel(Context& ctx, Request& req) {
   return Response::json_body(json{{"cancelled", d.manager->cancel(req.param("id"))}});
 }
 
+std::string lower_copy(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// The request of POST /models/missing as JSON: a JSON body as it is; a PNG or WebP body
+// (image/png, image/webp, or a multipart upload: the part named "image" or "file", else the first
+// file) as {"workflow": <what the image carries>, "download": ?download=true}.
+json missing_request(const Request& req) {
+  const std::string* ct = req.header("content-type");
+  const std::string type = ct ? lower_copy(ct->substr(0, ct->find(';'))) : "";
+  auto from_image = [&](const std::string& bytes, const std::string& what) {
+    json body{{"workflow", image_workflow_document(bytes, what)}};
+    auto d = req.query_value("download");
+    body["download"] = d && (*d == "true" || *d == "1");
+    return body;
+  };
+  if (type == "image/png" || type == "image/webp" || type == "application/octet-stream")
+    return from_image(req.body, "the uploaded image");
+  if (type == "multipart/form-data") {
+    Multipart form = parse_multipart(req);
+    const FormPart* part = form.get("image");
+    if (!part) part = form.get("file");
+    if (!part)
+      for (auto& p : form.parts)
+        if (p.is_file) {
+          part = &p;
+          break;
+        }
+    if (!part) throw ComfyError("ValueError", "the form has no image (a field named image or file)");
+    json body = from_image(part->data, "the uploaded image" + (part->filename.empty() ? "" : " " + part->filename));
+    if (auto d = form.value("download")) body["download"] = *d == "true" || *d == "1";
+    return body;
+  }
+  if (is_png_bytes(req.body) || is_webp_bytes(req.body)) return from_image(req.body, "the uploaded image");
+  try {
+    return body_json(req);
+  } catch (const std::exception&) {
+    throw ComfyError("ValueError", "the body must be JSON, or a PNG or WebP image carrying a workflow");
+  }
+}
+
 Response post_models_missing(Context& ctx, Request& req) {
   json body;
   try {
-    body = body_json(req);
-  } catch (const std::exception&) {
-    return error(400, "the body must be JSON");
+    body = missing_request(req);
+  } catch (const std::exception& e) {
+    return error(400, e.what());
   }
   if (!body.is_object() || !body.contains("workflow") || !body["workflow"].is_object())
     return error(400, "give workflow (an API prompt, a UI workflow or a POST /prompt body)");
@@ -117,9 +163,60 @@ Response post_models_missing(Context& ctx, Request& req) {
         return cache->digest(p, "sha256", [](const fs::path& f) { return sha256_of_file(f); });
       };
     }
-    return Response::json_body(missing_models_report(resolve_models(refs, ctx.folders, ro), warnings));
+    json report = missing_models_report(resolve_models(refs, ctx.folders, ro), warnings);
+    annotate_missing_with_catalog(report, ModelCatalog::load(ctx.folders, {}, &warnings));
+    return Response::json_body(report);
   } catch (const ComfyError& e) {
     return error(400, e.what());
+  }
+}
+
+std::string sha256_hasher_for(const std::shared_ptr<HashCache>& cache, const fs::path& p) {
+  if (cache) return cache->digest(p, "sha256", [](const fs::path& f) { return sha256_of_file(f); });
+  return sha256_of_file(p);
+}
+
+// GET /models/catalog[?q=TEXT]: {"models": [entry + "installed": path|null], "warnings": [...]}.
+Response get_models_catalog(Context& ctx, Request& req) {
+  std::vector<std::string> warnings;
+  ModelCatalog catalog = ModelCatalog::load(ctx.folders, {}, &warnings);
+  json models = json::array();
+  for (auto& e : catalog.search(req.query_value("q").value_or(""))) {
+    json j = e.to_json();
+    std::string path = catalog_entry_path(e, ctx.folders);
+    j["installed"] = path.empty() ? json(nullptr) : json(path);
+    models.push_back(j);
+  }
+  return Response::json_body(json{{"models", models}, {"warnings", warnings}});
+}
+
+// POST /models/catalog/install {name}: {status: present|queued|failed, download_id, path,
+// message, entry, download}.
+Response post_models_catalog_install(Context& ctx, Request& req) {
+  json body;
+  try {
+    body = body_json(req);
+  } catch (const std::exception&) {
+    return error(400, "the body must be JSON");
+  }
+  if (!body.is_object() || !body.contains("name") || !body["name"].is_string())
+    return error(400, "give name (a catalog entry's name)");
+  const std::string name = body["name"].get<std::string>();
+  ModelCatalog catalog = ModelCatalog::load(ctx.folders);
+  const CatalogEntry* entry = catalog.find(name);
+  if (!entry) return error(404, "the model catalog has no entry named '" + name + "'");
+  try {
+    auto& d = downloads(ctx);
+    auto cache = d.hashes;
+    CatalogInstall result = install_catalog_entry(*entry, ctx.folders, *d.manager,
+                                                  [cache](const fs::path& p) { return sha256_hasher_for(cache, p); });
+    json out = result.to_json();
+    out["entry"] = entry->to_json();
+    if (!result.download_id.empty())
+      if (auto st = d.manager->get(result.download_id)) out["download"] = st->to_json();
+    return Response::json_body(out, result.status == "failed" ? 409 : 200);
+  } catch (const ComfyError& e) {
+    return error(e.type() == "OSError" ? 507 : 400, e.what());
   }
 }
 
@@ -146,6 +243,8 @@ std::vector<HandlerRoute> model_download_routes(Context& ctx) {
       {"GET", "/models/downloads/{id}", get_models_download},
       {"POST", "/models/downloads/{id}/cancel", post_models_download_cancel},
       {"POST", "/models/missing", post_models_missing},
+      {"GET", "/models/catalog", get_models_catalog},
+      {"POST", "/models/catalog/install", post_models_catalog_install},
   };
 }
 

@@ -4,7 +4,11 @@
 //   GET  /models/downloads               every download (queued, running, finished)
 //   GET  /models/downloads/{id}          one download
 //   POST /models/downloads/{id}/cancel   {"cancelled": bool}
-//   POST /models/missing                 {workflow, download?} -> the resolution report
+//   POST /models/missing                 {workflow, download?} -> the resolution report; or a PNG /
+//                                        WebP body (image/png, image/webp, multipart "image") carrying
+//                                        a workflow, with ?download=true
+//   GET  /models/catalog[?q=TEXT]        {"models": [catalog entries + "installed"], "warnings"}
+//   POST /models/catalog/install         {name} -> {status: present|queued|failed, download_id, ...}
 // Progress goes to every WebSocket client as "asset_download" messages (the ComfyUI frontend's
 // shape: task_id, asset_name, bytes_total, bytes_downloaded, progress, status, error).
 #pragma once

@@ -9,6 +9,8 @@
 #include <random>
 
 #include "core/error.h"
+#include "io/png.h"
+#include "io/webp.h"
 #include "models/folder_paths.h"
 #include "models/missing_models.h"
 #include "models/model_download.h"
@@ -276,7 +278,10 @@ TEST_F(ModelDownload, RefusesUnsafeNamesFormatsFoldersAndHosts) {
   };
   const std::string u = "http://127.0.0.1:9/x.safetensors";
   refused({u, "checkpoints", "../evil.safetensors", "", {}}, "refused filename");
-  refused({u, "checkpoints", "sub/evil.safetensors", "", {}}, "refused filename");
+  refused({u, "checkpoints", "sub/../evil.safetensors", "", {}}, "refused filename");
+  refused({u, "checkpoints", "sub\\evil.safetensors", "", {}}, "refused filename");
+  refused({u, "checkpoints", "sub//evil.safetensors", "", {}}, "refused filename");
+  refused({u, "checkpoints", ".hidden/evil.safetensors", "", {}}, "refused filename");
   refused({u, "checkpoints", "/tmp/evil.safetensors", "", {}}, "refused filename");
   refused({"http://127.0.0.1:9/a/..%2F..%2Fevil.safetensors", "checkpoints", "", "", {}}, "refused filename");
   refused({u, "checkpoints", "model.ckpt", "", {}}, "pickle");
@@ -327,6 +332,81 @@ TEST_F(ModelDownload, ServerErrorsAreRetriedThenReported) {
   EXPECT_EQ(st.attempts, 3);
   EXPECT_EQ(server.requests().size(), 3u);
   EXPECT_NE(st.error.find("HTTP 503"), std::string::npos);
+}
+
+TEST_F(ModelDownload, ContentDispositionNamesAreParsedAndStrippedOfPaths) {
+  EXPECT_EQ(content_disposition_filename("attachment; filename=\"model.safetensors\""), "model.safetensors");
+  EXPECT_EQ(content_disposition_filename("attachment; filename=plain.safetensors"), "plain.safetensors");
+  EXPECT_EQ(content_disposition_filename("attachment; filename*=UTF-8''caf%C3%A9%20v2.safetensors; "
+                                         "filename=\"fallback.safetensors\""),
+            "caf\xC3\xA9 v2.safetensors");
+  EXPECT_EQ(content_disposition_filename("attachment; filename=\"fallback.safetensors\"; "
+                                         "filename*=utf-8''preferred.safetensors"),
+            "preferred.safetensors");
+  EXPECT_EQ(content_disposition_filename("attachment; filename=\"../../etc/evil.safetensors\""), "evil.safetensors");
+  EXPECT_EQ(content_disposition_filename("attachment; filename=\"C:\\\\models\\\\win.safetensors\""), "win.safetensors");
+  EXPECT_EQ(content_disposition_filename("attachment; filename=\"a\\\"b.safetensors\""), "a\"b.safetensors");
+  EXPECT_EQ(content_disposition_filename("attachment; filename=\"..\""), "");
+  EXPECT_EQ(content_disposition_filename("inline"), "");
+  EXPECT_EQ(content_disposition_filename(""), "");
+}
+
+TEST_F(ModelDownload, UrlWithoutAFileNameIsNamedByContentDisposition) {
+  HttpTestServer server;
+  TestResource r = TestResource::file(content);
+  r.headers = {{"Content-Disposition", "attachment; filename=\"../sub/civitai_model.safetensors\""}};
+  server.set("/api/download/models/12345", r);
+  DownloadManager dm(*folders, options());
+  std::string id = dm.enqueue({server.url("/api/download/models/12345?type=Model"), "checkpoints", "", content_sha, {}});
+  EXPECT_TRUE(dm.get(id)->target.empty());  // named once the server answers
+  DownloadState st = dm.wait(id);
+  ASSERT_EQ(st.status, DownloadStatus::completed) << st.error;
+  EXPECT_EQ(st.target, checkpoints() / "civitai_model.safetensors");  // no path parts from the server
+  EXPECT_EQ(st.request.filename, "civitai_model.safetensors");
+  EXPECT_EQ(read_file(checkpoints() / "civitai_model.safetensors"), content);
+  EXPECT_EQ(st.to_json()["filename"], "civitai_model.safetensors");
+  EXPECT_FALSE(fs::exists(base / "models" / "sub"));
+}
+
+TEST_F(ModelDownload, ServerNamesAreCheckedLikeGivenNames) {
+  HttpTestServer server;
+  TestResource none = TestResource::file(content);
+  server.set("/download/1", none);
+  TestResource pickle = TestResource::file(content);
+  pickle.headers = {{"Content-Disposition", "attachment; filename*=UTF-8''model.ckpt"}};
+  server.set("/download/2", pickle);
+  std::ofstream(checkpoints() / "taken.safetensors") << "mine";
+  TestResource taken = TestResource::file(content);
+  taken.headers = {{"Content-Disposition", "attachment; filename=taken.safetensors"}};
+  server.set("/download/3", taken);
+  DownloadManager dm(*folders, options());
+  DownloadState a = dm.wait(dm.enqueue({server.url("/download/1"), "checkpoints", "", "", {}}));
+  EXPECT_EQ(a.status, DownloadStatus::failed);
+  EXPECT_NE(a.error.find("Content-Disposition"), std::string::npos) << a.error;
+  DownloadState b = dm.wait(dm.enqueue({server.url("/download/2"), "checkpoints", "", "", {}}));
+  EXPECT_EQ(b.status, DownloadStatus::failed);
+  EXPECT_NE(b.error.find("pickle"), std::string::npos) << b.error;
+  DownloadState c = dm.wait(dm.enqueue({server.url("/download/3"), "checkpoints", "", "", {}}));
+  EXPECT_EQ(c.status, DownloadStatus::failed);
+  EXPECT_NE(c.error.find("already exists"), std::string::npos) << c.error;
+  EXPECT_EQ(read_file(checkpoints() / "taken.safetensors"), "mine");
+  // Nothing else was written: no part files, no other names.
+  std::vector<std::string> left;
+  for (auto& f : fs::recursive_directory_iterator(checkpoints())) left.push_back(f.path().filename().string());
+  EXPECT_EQ(left, std::vector<std::string>{"taken.safetensors"}) << ::testing::PrintToString(left);
+}
+
+TEST_F(ModelDownload, FilenameWithASubfolderCreatesItInsideTheModelFolder) {
+  HttpTestServer server;
+  server.set("/x.safetensors", TestResource::file(content));
+  DownloadManager dm(*folders, options());
+  DownloadState st = dm.wait(dm.enqueue({server.url("/x.safetensors"), "checkpoints", "sd15/styles/x.safetensors",
+                                         content_sha, {}}));
+  ASSERT_EQ(st.status, DownloadStatus::completed) << st.error;
+  EXPECT_EQ(st.target, checkpoints() / "sd15" / "styles" / "x.safetensors");
+  EXPECT_EQ(read_file(st.target), content);
+  EXPECT_EQ(folders->get_filename_list("checkpoints"), std::vector<std::string>{"sd15/styles/x.safetensors"});
+  EXPECT_EQ(st.to_json()["filename"], "sd15/styles/x.safetensors");
 }
 
 TEST_F(ModelDownload, TokensComeFromTheEnvironmentAndTheTokensFile) {
@@ -392,6 +472,66 @@ TEST(ModelDownloadRoutes, DownloadMissingListCancelAndProgressMessages) {
   EXPECT_EQ(rep["models"][0]["found_name"], "vae.safetensors");
   EXPECT_EQ(rep["models"][1]["status"], "missing");
   EXPECT_EQ(rep["missing"], 1);
+}
+
+// POST /api/models/missing with an image body: the PNG's tEXt chunks as SaveImage writes them
+// (io::encode_png with "prompt" and "workflow"), a multipart upload of it, and a WebP with the
+// EXIF entries SaveAnimatedWEBP writes.
+TEST(ModelDownloadRoutes, MissingAcceptsAPngOrWebpCarryingTheWorkflow) {
+  HttpTestServer files;
+  std::string vae = random_bytes(16 * 1024, 9);
+  files.set("/ae.safetensors", TestResource::file(vae));
+  comfy::testing::TestServer ts;
+  fs::create_directories(ts.env.dir / "models" / "checkpoints");
+  std::ofstream(ts.env.dir / "models" / "checkpoints" / "present.safetensors") << "x";
+  json prompt = {{"1", {{"class_type", "CheckpointLoaderSimple"}, {"inputs", {{"ckpt_name", "present.safetensors"}}}}},
+                 {"2", {{"class_type", "VAELoader"}, {"inputs", {{"vae_name", "sd/ae.safetensors"}}}}}};
+  json workflow = {{"nodes", json::array()},
+                   {"models", {{{"name", "sd/ae.safetensors"}, {"directory", "vae"}, {"url", files.url("/ae.safetensors")}}}}};
+  std::vector<uint8_t> pixels(4 * 4 * 3, 128);
+  std::vector<uint8_t> png = io::encode_png(pixels.data(), 4, 4, 3, 4, {{"prompt", prompt.dump()}, {"workflow", workflow.dump()}});
+  std::string png_body(png.begin(), png.end());
+
+  auto check = [&](const comfy::testing::HttpResult& r, const std::string& vae_status) {
+    ASSERT_EQ(r.status, 200) << r.body;
+    json rep = r.json_body();
+    ASSERT_EQ(rep["models"].size(), 2u) << rep.dump();
+    EXPECT_EQ(rep["models"][0]["status"], "found");
+    EXPECT_EQ(rep["models"][1]["status"], vae_status);
+    EXPECT_EQ(rep["models"][1]["url"], files.url("/ae.safetensors"));
+  };
+  check(ts.request("POST", "/api/models/missing", png_body, {{"Content-Type", "image/png"}}), "missing");
+
+  std::string boundary = "----comfycpp-test";
+  std::string form = "--" + boundary + "\r\nContent-Disposition: form-data; name=\"image\"; filename=\"ComfyUI_00001_.png\"\r\n"
+                     "Content-Type: image/png\r\n\r\n" + png_body + "\r\n--" + boundary + "--\r\n";
+  check(ts.request("POST", "/api/models/missing", form, {{"Content-Type", "multipart/form-data; boundary=" + boundary}}),
+        "missing");
+
+  io::WebpAnimOptions wo;
+  wo.exif = io::exif_ascii_block({{0x0110, "prompt:" + prompt.dump()}, {0x010F, "workflow:" + workflow.dump()}});
+  std::vector<uint8_t> webp = io::encode_animated_webp({pixels.data()}, 4, 4, 3, wo);
+  // With ?download=true the missing VAE is fetched into vae/sd/ from the workflow's url.
+  auto r = ts.request("POST", "/api/models/missing?download=true", std::string(webp.begin(), webp.end()),
+                      {{"Content-Type", "image/webp"}});
+  check(r, "download_queued");
+  std::string id = r.json_body()["models"][1]["download_id"];
+  json state;
+  for (int i = 0; i < 500; ++i) {  // polls until finished; no timing is asserted
+    state = ts.get("/api/models/downloads/" + id).json_body();
+    if (state["status"] == "completed" || state["status"] == "failed") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(state["status"], "completed") << state.dump();
+  EXPECT_EQ(read_file(ts.env.dir / "models" / "vae" / "sd" / "ae.safetensors"), vae);
+
+  auto none = ts.request("POST", "/api/models/missing", png_body.substr(0, 8) + "junk", {{"Content-Type", "image/png"}});
+  EXPECT_EQ(none.status, 400);
+  std::vector<uint8_t> bare = io::encode_png(pixels.data(), 4, 4, 3, 4);
+  auto plain = ts.request("POST", "/api/models/missing", std::string(bare.begin(), bare.end()), {{"Content-Type", "image/png"}});
+  EXPECT_EQ(plain.status, 400);
+  EXPECT_NE(plain.json_body()["error"].get<std::string>().find("no ComfyUI prompt or workflow"), std::string::npos)
+      << plain.body;
 }
 
 TEST(ModelDownloadRoutes, ServerResumesItsPersistedQueueAtStart) {
