@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 
+#include "core/text.h"
 #include "cli/app.h"
 #include "cli/models_catalog.h"
 #include "cli/models_download.h"
@@ -45,19 +46,6 @@ struct ModelsArgs {
   bool force = false;
   bool tensors = false;  // the tensor-data hash (io/tensor_hash.h)
 };
-
-std::string human_size(uint64_t bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(bytes);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.2f %s", v, units[u]);
-  return buf;
-}
 
 // FILE as a path, else FOLDER/NAME as a loader names it.
 fs::path resolve_model_file(const FolderPaths& folders, const std::string& arg) {

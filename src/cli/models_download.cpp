@@ -10,6 +10,7 @@
 #include <iostream>
 #include <memory>
 
+#include "core/text.h"
 #include "cli/app.h"
 #include "cli/workflow_file.h"
 #include "core/error.h"
@@ -36,15 +37,6 @@ struct DownloadArgs {
   bool allow_pickle = false;
 };
 
-std::string human(double bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (bytes >= 1024 && u < 4) bytes /= 1024, ++u;
-  char buf[32];
-  std::snprintf(buf, sizeof buf, u ? "%.1f %s" : "%.0f %s", bytes, units[u]);
-  return buf;
-}
-
 }  // namespace
 
 // One line, redrawn: [#####-----]  42%  1.2 GiB / 2.9 GiB  35.0 MiB/s
@@ -56,8 +48,8 @@ void draw_download_progress(const DownloadState& s) {
   bar += std::string(static_cast<size_t>(width - filled), '-');
   std::string name = s.target.empty() ? url_file_name(s.request.url) : s.target.filename().string();
   std::fprintf(stderr, "\r%s [%s] %3.0f%%  %s / %s  %s/s   ", name.c_str(), bar.c_str(), frac * 100,
-               human(static_cast<double>(s.bytes_done)).c_str(),
-               s.bytes_total ? human(static_cast<double>(s.bytes_total)).c_str() : "?", human(s.speed).c_str());
+               human_size(static_cast<double>(s.bytes_done), 1).c_str(),
+               s.bytes_total ? human_size(static_cast<double>(s.bytes_total), 1).c_str() : "?", human_size(s.speed, 1).c_str());
   std::fflush(stderr);
 }
 
@@ -86,7 +78,7 @@ int download_command(const DownloadArgs& a) {
   if (a.json_output) {
     std::cout << st.to_json().dump(2) << "\n";
   } else if (st.status == DownloadStatus::completed) {
-    std::cout << "downloaded " << st.target.string() << " (" << human(static_cast<double>(st.bytes_done))
+    std::cout << "downloaded " << st.target.string() << " (" << human_size(static_cast<double>(st.bytes_done), 1)
               << ", sha256 " << st.sha256 << ")\n";
   } else {
     std::cerr << "download failed: " << st.error << "\n";

@@ -18,6 +18,7 @@
 #include <random>
 #include <set>
 
+#include "core/text.h"
 #include "cli/app.h"
 #include "core/error.h"
 #include "core/json.h"
@@ -33,31 +34,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
-
 const std::set<std::string>& model_extensions() {
   static const std::set<std::string> e = {".ckpt", ".pt",  ".pt2", ".bin", ".pth",
                                           ".safetensors", ".pkl", ".sft", ".gguf"};
   return e;
 }
 
-bool is_part(const fs::path& p) { return lower(p.extension().string()) == ".part"; }
-
-std::string human_size(uint64_t bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(bytes);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.2f %s", v, units[u]);
-  return buf;
-}
+bool is_part(const fs::path& p) { return ascii_lower(p.extension().string()) == ".part"; }
 
 // Every model folder but the ones that hold no weights.
 std::vector<std::string> weight_folders(const FolderPaths& folders) {
@@ -99,7 +82,7 @@ std::optional<std::string> read_sidecar(const fs::path& sidecar) {
   std::ifstream in(sidecar);
   std::string tok;
   if (!(in >> tok)) return std::nullopt;
-  tok = lower(tok);
+  tok = ascii_lower(tok);
   if (tok.size() != 64 || !std::all_of(tok.begin(), tok.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); })) {
     return std::nullopt;
   }
@@ -138,7 +121,7 @@ json verify_file(HashCache* cache, const fs::path& file) {
       check("header", true, std::to_string(s->keys().size()) + " tensors; data ends at the end of the file");
     }
   } catch (const std::exception& e) {
-    if (!r.contains("format")) r["format"] = file.has_extension() ? lower(file.extension().string()).substr(1) : "unknown";
+    if (!r.contains("format")) r["format"] = file.has_extension() ? ascii_lower(file.extension().string()).substr(1) : "unknown";
     check("header", false, e.what());
   }
   // 2. Digests: the cached one (bit rot) and a sidecar, each compared with the bytes as they are now.
@@ -184,7 +167,7 @@ std::vector<fs::path> files_under(const fs::path& dir) {
        !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     std::error_code e2;
     if (!it->is_regular_file(e2)) continue;
-    const std::string ext = lower(it->path().extension().string());
+    const std::string ext = ascii_lower(it->path().extension().string());
     if (model_extensions().count(ext) || ext == ".part") out.push_back(it->path());
   }
   std::sort(out.begin(), out.end());
@@ -407,7 +390,7 @@ std::vector<std::string> gguf_file_list(const FolderPaths& folders, const std::s
   if (folder != "diffusion_models" && folder != "text_encoders") return out;
   for (const fs::path& dir : folders.get_folder_paths(folder)) {
     for (const fs::path& p : files_under(dir)) {
-      if (lower(p.extension().string()) == ".gguf") out.push_back(rel_name(p, dir));
+      if (ascii_lower(p.extension().string()) == ".gguf") out.push_back(rel_name(p, dir));
     }
   }
   std::sort(out.begin(), out.end());

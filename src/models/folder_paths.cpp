@@ -22,6 +22,7 @@
 #include <system_error>
 #include <utility>
 
+#include "core/text.h"
 #include "core/error.h"
 
 namespace comfy {
@@ -121,11 +122,6 @@ std::string py_ext(const std::string& s) {
     if (s[i] != '.') return s.substr(dot);
   }
   return "";
-}
-
-std::string ascii_lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
 }
 
 // os.path.expanduser (POSIX)

@@ -9,6 +9,7 @@
 #include <map>
 #include <set>
 
+#include "core/text.h"
 #include "core/error.h"
 #include "graph/ui_workflow.h"
 #include "models/model_download.h"
@@ -18,11 +19,6 @@ namespace comfy {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
 
 // The last component of a name, with '/' and '\' both separators (workflows saved on Windows).
 std::string base_name(const std::string& name) {
@@ -93,8 +89,8 @@ struct Collector {
       auto& r = at(folder, m["name"].get<std::string>());
       if (r.url.empty() && m.contains("url") && m["url"].is_string()) r.url = m["url"].get<std::string>();
       if (r.hash.empty() && m.contains("hash") && m["hash"].is_string()) {
-        r.hash = lower(m["hash"].get<std::string>());
-        r.hash_type = lower(m.value("hash_type", "sha256"));
+        r.hash = ascii_lower(m["hash"].get<std::string>());
+        r.hash_type = ascii_lower(m.value("hash_type", "sha256"));
       }
       if (!node_id.empty() && std::find(r.nodes.begin(), r.nodes.end(), node_id) == r.nodes.end())
         r.nodes.push_back(node_id);
@@ -247,10 +243,10 @@ std::vector<ModelResolution> resolve_models(const std::vector<ModelReference>& r
       continue;
     }
     // 2. The same file name elsewhere in the folder type, any letter case.
-    const std::string want = lower(base_name(ref.name));
+    const std::string want = ascii_lower(base_name(ref.name));
     std::vector<std::string> same_name;
     for (auto& f : folders.get_filename_list(ref.folder))
-      if (lower(base_name(f)) == want) same_name.push_back(f);
+      if (ascii_lower(base_name(f)) == want) same_name.push_back(f);
     if (!same_name.empty()) {
       r.status = "found_elsewhere";
       r.found_name = same_name.front();

@@ -9,6 +9,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/text.h"
 #include "core/error.h"
 #include "models/missing_models.h"
 #include "models/model_download.h"
@@ -19,11 +20,6 @@ namespace comfy {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
 
 json opt_string(const std::string& s) { return s.empty() ? json(nullptr) : json(s); }
 
@@ -46,7 +42,7 @@ std::string filename_problem(const std::string& filename) {
 
 std::vector<std::string> words(const std::string& text) {
   std::vector<std::string> out;
-  std::istringstream in(lower(text));
+  std::istringstream in(ascii_lower(text));
   for (std::string w; in >> w;) out.push_back(w);
   return out;
 }
@@ -110,7 +106,7 @@ std::vector<CatalogEntry> parse_catalog(const json& doc, const std::string& orig
         if (!e["size"].is_number_unsigned()) throw std::runtime_error("size must be a number of bytes or null");
         c.size = e["size"].get<uint64_t>();
       }
-      c.sha256 = lower(text("sha256", false));
+      c.sha256 = ascii_lower(text("sha256", false));
       if (!c.sha256.empty() &&
           (c.sha256.size() != 64 || c.sha256.find_first_not_of("0123456789abcdef") != std::string::npos))
         throw std::runtime_error("sha256 must be 64 hex digits or null");
@@ -142,7 +138,7 @@ std::vector<CatalogEntry> load_catalog_file(const fs::path& file, std::vector<st
 void ModelCatalog::add(const std::vector<CatalogEntry>& entries) {
   for (const auto& e : entries) {
     auto it = std::find_if(entries_.begin(), entries_.end(),
-                           [&](const CatalogEntry& c) { return lower(c.name) == lower(e.name); });
+                           [&](const CatalogEntry& c) { return ascii_lower(c.name) == ascii_lower(e.name); });
     if (it != entries_.end()) *it = e;
     else entries_.push_back(e);
   }
@@ -150,12 +146,12 @@ void ModelCatalog::add(const std::vector<CatalogEntry>& entries) {
 
 std::vector<CatalogEntry> ModelCatalog::search(const std::string& text) const {
   const auto want = words(text);
-  const std::string whole = lower(text);
+  const std::string whole = ascii_lower(text);
   std::vector<std::pair<int, const CatalogEntry*>> hits;
   for (const auto& e : entries_) {
-    const std::string name = lower(e.name);
-    const std::string hay = name + "\n" + lower(e.filename) + "\n" + lower(e.type) + "\n" + lower(e.base) + "\n" +
-                            lower(e.folder) + "\n" + lower(e.description);
+    const std::string name = ascii_lower(e.name);
+    const std::string hay = name + "\n" + ascii_lower(e.filename) + "\n" + ascii_lower(e.type) + "\n" + ascii_lower(e.base) + "\n" +
+                            ascii_lower(e.folder) + "\n" + ascii_lower(e.description);
     bool all = true, in_name = true;
     for (auto& w : want) {
       if (hay.find(w) == std::string::npos) all = false;
@@ -172,11 +168,11 @@ std::vector<CatalogEntry> ModelCatalog::search(const std::string& text) const {
 }
 
 const CatalogEntry* ModelCatalog::find(const std::string& name) const {
-  const std::string want = lower(name);
+  const std::string want = ascii_lower(name);
   for (const auto& e : entries_)
-    if (lower(e.name) == want) return &e;
+    if (ascii_lower(e.name) == want) return &e;
   for (const auto& e : entries_)
-    if (lower(e.filename) == want || lower(fs::path(e.filename).filename().string()) == want) return &e;
+    if (ascii_lower(e.filename) == want || ascii_lower(fs::path(e.filename).filename().string()) == want) return &e;
   return nullptr;
 }
 
@@ -207,7 +203,7 @@ ModelCatalog ModelCatalog::load(const FolderPaths& folders, const std::vector<fs
     if (fs::is_directory(p, ec)) {
       std::vector<fs::path> files;
       for (auto& f : fs::directory_iterator(p, ec))
-        if (f.is_regular_file(ec) && lower(f.path().extension().string()) == ".json") files.push_back(f.path());
+        if (f.is_regular_file(ec) && ascii_lower(f.path().extension().string()) == ".json") files.push_back(f.path());
       std::sort(files.begin(), files.end());
       for (auto& f : files) user_file(f);
     } else {
@@ -241,11 +237,11 @@ void annotate_missing_with_catalog(json& report, const ModelCatalog& catalog) {
     const std::string status = m.value("status", "");
     if (status != "missing" && status != "download_failed") continue;
     if (!m.contains("name") || !m["name"].is_string() || !m.contains("directory") || !m["directory"].is_string()) continue;
-    const std::string want = lower(fs::path(m["name"].get<std::string>()).filename().string());
+    const std::string want = ascii_lower(fs::path(m["name"].get<std::string>()).filename().string());
     const std::string folder = FolderPaths::map_legacy(m["directory"].get<std::string>());
     for (const auto& e : catalog.entries()) {
       if (FolderPaths::map_legacy(e.folder) != folder) continue;
-      if (lower(fs::path(e.filename).filename().string()) != want) continue;
+      if (ascii_lower(fs::path(e.filename).filename().string()) != want) continue;
       m["catalog"] = e.name;
       break;
     }

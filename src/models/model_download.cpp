@@ -16,6 +16,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/text.h"
 #include "core/error.h"
 
 namespace comfy {
@@ -23,11 +24,6 @@ namespace comfy {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -204,7 +200,7 @@ DownloadOptions DownloadOptions::from_env(const fs::path& tokens_file) {
   };
   if (const char* v = std::getenv("COMFYCPP_DOWNLOAD_TOKENS"))
     for (auto& item : split(v))
-      if (auto eq = item.find('='); eq != std::string::npos) o.host_tokens[lower(item.substr(0, eq))] = item.substr(eq + 1);
+      if (auto eq = item.find('='); eq != std::string::npos) o.host_tokens[ascii_lower(item.substr(0, eq))] = item.substr(eq + 1);
   if (const char* v = std::getenv("COMFYCPP_DOWNLOAD_HOSTS")) o.allowed_hosts = split(v);
   if (const char* v = std::getenv("COMFYCPP_ALLOW_PICKLE_DOWNLOADS")) o.allow_pickle = std::string(v) == "1";
   if (const char* v = std::getenv("COMFYCPP_MAX_DOWNLOADS")) o.max_concurrent = std::max(1, std::atoi(v));
@@ -215,7 +211,7 @@ DownloadOptions DownloadOptions::from_env(const fs::path& tokens_file) {
       json doc = json::parse(in);
       if (!doc.is_object()) throw std::runtime_error("not a JSON object");
       for (auto& [host, token] : doc.items())
-        if (token.is_string()) o.host_tokens[lower(host)] = token.get<std::string>();
+        if (token.is_string()) o.host_tokens[ascii_lower(host)] = token.get<std::string>();
     } catch (const std::exception&) {
       // The message of a parse error may quote the file (a token): say only which file.
       spdlog::error("ignoring the download tokens file {}: it must be a JSON object {{\"host\": \"token\"}}",
@@ -226,7 +222,7 @@ DownloadOptions DownloadOptions::from_env(const fs::path& tokens_file) {
 }
 
 std::string url_host(const std::string& url) {
-  std::string l = lower(url);
+  std::string l = ascii_lower(url);
   size_t start;
   if (l.rfind("http://", 0) == 0) start = 7;
   else if (l.rfind("https://", 0) == 0) start = 8;
@@ -244,7 +240,7 @@ std::string url_host(const std::string& url) {
 }
 
 bool host_matches(const std::string& host, const std::string& pattern) {
-  std::string h = lower(host), p = lower(pattern);
+  std::string h = ascii_lower(host), p = ascii_lower(pattern);
   return h == p || (h.size() > p.size() && ends_with(h, "." + p));
 }
 
@@ -288,7 +284,7 @@ std::string url_file_name(const std::string& url) {
 }
 
 bool has_model_extension(const std::string& name) {
-  std::string l = lower(name);
+  std::string l = ascii_lower(name);
   for (auto& e : safe_extensions())
     if (ends_with(l, e)) return true;
   for (auto& e : pickle_extensions())
@@ -305,7 +301,7 @@ std::string content_disposition_filename(const std::string& header) {
     while (i < header.size() && (header[i] == ' ' || header[i] == '\t')) ++i;
     size_t eq = header.find('=', i);
     if (eq == std::string::npos) break;
-    std::string key = lower(header.substr(i, eq - i));
+    std::string key = ascii_lower(header.substr(i, eq - i));
     key.erase(key.find_last_not_of(" \t") + 1);
     size_t p = eq + 1;
     while (p < header.size() && (header[p] == ' ' || header[p] == '\t')) ++p;
@@ -330,7 +326,7 @@ std::string content_disposition_filename(const std::string& header) {
     const std::string& v = it->second;
     size_t q1 = v.find('\''), q2 = q1 == std::string::npos ? q1 : v.find('\'', q1 + 1);
     if (q2 != std::string::npos) {
-      std::string charset = lower(v.substr(0, q1));
+      std::string charset = ascii_lower(v.substr(0, q1));
       if (charset == "utf-8" || charset == "us-ascii" || charset.empty()) name = percent_decoded(v.substr(q2 + 1));
     }
   }
@@ -356,7 +352,7 @@ std::string checked_download_filename(const DownloadRequest& req, bool allow_pic
     throw ComfyError("ValueError", "refused filename '" + name +
                                        "': a download's filename must stay inside the model folder (a plain name "
                                        "or sub/name; no '..', backslashes, absolute paths or leading dots)");
-  std::string l = lower(name);
+  std::string l = ascii_lower(name);
   for (auto& e : safe_extensions())
     if (ends_with(l, e)) return name;
   for (auto& e : pickle_extensions()) {
@@ -439,7 +435,7 @@ std::string DownloadManager::enqueue(const DownloadRequest& in) {
   const bool deferred = req.filename.empty() && !has_model_extension(url_file_name(req.url));
   std::string name = deferred ? std::string() : checked_download_filename(req, options_.allow_pickle);
   req.filename = name;
-  req.sha256 = lower(req.sha256);
+  req.sha256 = ascii_lower(req.sha256);
   if (!req.sha256.empty() &&
       (req.sha256.size() != 64 || req.sha256.find_first_not_of("0123456789abcdef") != std::string::npos))
     throw ComfyError("ValueError", "'" + in.sha256 + "' is not a SHA-256 (64 hex digits)");
@@ -600,9 +596,9 @@ struct Transfer {
   std::vector<std::string> headers;
 
   std::string header(const std::string& name) const {
-    std::string want = lower(name) + ":";
+    std::string want = ascii_lower(name) + ":";
     for (auto it = headers.rbegin(); it != headers.rend(); ++it) {
-      if (lower(it->substr(0, want.size())) == want) {
+      if (ascii_lower(it->substr(0, want.size())) == want) {
         std::string v = it->substr(want.size());
         v.erase(0, v.find_first_not_of(" \t"));
         v.erase(v.find_last_not_of(" \t\r\n") + 1);

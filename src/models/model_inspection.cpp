@@ -5,6 +5,7 @@
 #include <fstream>
 #include <utility>
 
+#include "core/text.h"
 #include "core/error.h"
 #include "models/folder_paths.h"
 
@@ -15,11 +16,6 @@ namespace fs = std::filesystem;
 namespace {
 
 // ASCII lower case (names and extensions are compared without case).
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 bool has(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
 
 [[noreturn]] void bad_header(const fs::path& file, const std::string& why) {
@@ -76,7 +72,7 @@ TensorSummary summarize_tensors(const std::vector<TensorEntry>& tensors) {
   return s;
 }
 
-std::string lower_extension(const fs::path& file) { return lower(file.extension().string()); }
+std::string lower_extension(const fs::path& file) { return ascii_lower(file.extension().string()); }
 
 std::string kind_of_folder(const std::string& folder) {
   static const std::map<std::string, std::string> kinds = {
@@ -104,7 +100,7 @@ std::string kind_of_folder(const std::string& folder) {
 }
 
 std::string family_from_text(const std::string& text) {
-  const std::string t = lower(text);
+  const std::string t = ascii_lower(text);
   if (has(t, "flux")) return "Flux";
   if (has(t, "sd3") || has(t, "stable-diffusion-v3")) return "SD3";
   if (has(t, "xl")) return "SDXL";

@@ -1,4 +1,5 @@
 #include "server/multipart.h"
+#include "core/text.h"
 
 #include <algorithm>
 #include <stdexcept>
@@ -18,11 +19,6 @@ std::optional<std::string> Multipart::value(const std::string& name) const {
 
 namespace {
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), ::tolower);
-  return s;
-}
-
 // The value of `key=` in a header such as `form-data; name="image"; filename="a.png"`.
 std::optional<std::string> header_param(const std::string& header, const std::string& key) {
   size_t pos = 0;
@@ -32,7 +28,7 @@ std::optional<std::string> header_param(const std::string& header, const std::st
     size_t b = item.find_first_not_of(" \t");
     if (b != std::string::npos) item = item.substr(b);
     auto eq = item.find('=');
-    if (eq != std::string::npos && lower(item.substr(0, eq)) == key) {
+    if (eq != std::string::npos && ascii_lower(item.substr(0, eq)) == key) {
       std::string v = item.substr(eq + 1);
       if (v.size() >= 2 && v.front() == '"') {
         // quoted-string: up to the closing quote, with \" escapes
@@ -57,7 +53,7 @@ std::optional<std::string> header_param(const std::string& header, const std::st
 
 Multipart parse_multipart(const Request& req) {
   const std::string* ct = req.header("content-type");
-  if (!ct || lower(*ct).rfind("multipart/form-data", 0) != 0) {
+  if (!ct || ascii_lower(*ct).rfind("multipart/form-data", 0) != 0) {
     // aiohttp's post() of a non-multipart body yields no "image" field: an empty form.
     return Multipart{};
   }
@@ -82,7 +78,7 @@ Multipart parse_multipart(const Request& req) {
       if (eol == std::string::npos || eol > headers_end) eol = headers_end;
       std::string h = body.substr(line, eol - line);
       auto colon = h.find(':');
-      if (colon != std::string::npos && lower(h.substr(0, colon)) == "content-disposition") {
+      if (colon != std::string::npos && ascii_lower(h.substr(0, colon)) == "content-disposition") {
         std::string v = h.substr(colon + 1);
         part.name = header_param(v, "name").value_or("");
         if (auto f = header_param(v, "filename")) part.is_file = true, part.filename = *f;

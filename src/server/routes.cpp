@@ -12,6 +12,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/text.h"
 #include "server/handlers/handlers.h"
 #include "server/handlers/model_downloads.h"
 #include "server/handlers/model_hash.h"
@@ -94,11 +95,6 @@ std::vector<std::string> split_path(const std::string& raw_path) {
   return out;
 }
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
-
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
@@ -121,7 +117,7 @@ Authority parse_authority(std::string netloc) {
     host = netloc.substr(0, colon);
     a.has_port = colon + 1 < netloc.size();
   }
-  host = lower(host);
+  host = ascii_lower(host);
   if (!host.empty()) a.hostname = host;
   return a;
 }
@@ -174,7 +170,7 @@ void cache_control(const Request& req, Response& res) {
     setdefault("no-cache");
     return;
   }
-  std::string lp = lower(path);
+  std::string lp = ascii_lower(path);
   for (const char* ext : {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}) {
     if (!ends_with(lp, ext)) continue;
     if (res.status == 404) setdefault("public, max-age=3600");
@@ -196,7 +192,7 @@ bool Router::origin_refused(const Request& req) const {
   const std::string* host = req.header("host");
   const std::string* origin = req.header("origin");
   if (!host || !origin) return false;
-  std::string host_domain = lower(*host);
+  std::string host_domain = ascii_lower(*host);
   // urlparse(origin).netloc
   std::string o = *origin, netloc;
   if (auto scheme = o.find("//"); scheme != std::string::npos) {
@@ -204,7 +200,7 @@ bool Router::origin_refused(const Request& req) const {
     netloc = netloc.substr(0, netloc.find_first_of("/?#"));
   }
   Authority origin_auth = parse_authority(netloc);
-  std::optional<std::string> origin_domain = lower(netloc);
+  std::optional<std::string> origin_domain = ascii_lower(netloc);
   Authority host_auth = parse_authority(host_domain);
   std::optional<std::string> host_cmp = host_domain;
   bool loopback = is_loopback(host_auth.hostname);

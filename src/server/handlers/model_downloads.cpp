@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 
+#include "core/text.h"
 #include "core/error.h"
 #include "graph/ui_workflow.h"
 #include "models/image_workflow.h"
@@ -98,17 +99,12 @@ Response post_models_download_cancel(Context& ctx, Request& req) {
   return Response::json_body(json{{"cancelled", d.manager->cancel(req.param("id"))}});
 }
 
-std::string lower_copy(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 // The request of POST /models/missing as JSON: a JSON body as it is; a PNG or WebP body
 // (image/png, image/webp, or a multipart upload: the part named "image" or "file", else the first
 // file) as {"workflow": <what the image carries>, "download": ?download=true}.
 json missing_request(const Request& req) {
   const std::string* ct = req.header("content-type");
-  const std::string type = ct ? lower_copy(ct->substr(0, ct->find(';'))) : "";
+  const std::string type = ct ? ascii_lower(ct->substr(0, ct->find(';'))) : "";
   auto from_image = [&](const std::string& bytes, const std::string& what) {
     json body{{"workflow", image_workflow_document(bytes, what)}};
     auto d = req.query_value("download");
