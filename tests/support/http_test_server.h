@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <random>
 #include <string>
 #include <utility>
 #include <vector>
@@ -53,5 +54,13 @@ class HttpTestServer {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// `n` reproducible bytes (a stand-in for a model file's content).
+inline std::string random_bytes(size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::string s(n, '\0');
+  for (auto& c : s) c = static_cast<char>(rng() & 0xff);
+  return s;
+}
 
 }  // namespace comfy::test

@@ -9,12 +9,8 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { after, before, test } from "node:test";
-import { chromium } from "playwright-core";
 import { repoRoot, startServer } from "./server.mjs";
-
-const chromiumPath = process.env.CHROMIUM || "/usr/bin/chromium";
-const artifacts = process.env.WEB_TEST_ARTIFACTS || path.join(repoRoot, "web/test-results");
-const frontEnd = process.env.COMFYCPP_FRONT_END || path.join(repoRoot, "web/dist");
+import { artifacts, frontEnd, nodeTitleScreenPoint, openEditor, screenPoint } from "./browser.mjs";
 
 let server, browser, page;
 const errors = [];
@@ -26,18 +22,7 @@ before(async () => {
   server = process.env.COMFYCPP_E2E_URL ? { url: process.env.COMFYCPP_E2E_URL, external: true, stop() {} }
     : await startServer({ frontEnd, extraArgs: ["--preview-method", "latent2rgb"],
       files: { "models/checkpoints/zz_broken.safetensors": "this is not a checkpoint" } });
-  browser = await chromium.launch({
-    executablePath: chromiumPath, headless: true,
-    args: ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-dev-shm-usage"],
-  });
-  const context = await browser.newContext({ viewport: { width: 1600, height: 900 }, acceptDownloads: true });
-  page = await context.newPage();
-  page.on("pageerror", (e) => errors.push(String(e)));
-  page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
-  page.setDefaultTimeout(30000);
-  // Keep file-chooser interception on from the start (enabling it races the first key press).
-  page.on("filechooser", () => {});
-  fs.mkdirSync(artifacts, { recursive: true });
+  ({ browser, page } = await openEditor(errors, { acceptDownloads: true }));
 });
 
 after(async () => {
@@ -47,19 +32,8 @@ after(async () => {
 
 const app = (fn, arg) => page.evaluate(fn, arg);
 
-// The page coordinates of a point given in graph coordinates.
-async function toScreen(x, y) {
-  return app(([gx, gy]) => {
-    const { canvas } = window.comfyApp;
-    const p = canvas.ds.convertOffsetToCanvas([gx, gy]);
-    const r = canvas.canvas.getBoundingClientRect();
-    return [r.left + p[0], r.top + p[1]];
-  }, [x, y]);
-}
-async function nodeTitlePoint(id) {
-  const [x, y] = await app((nid) => { const n = window.comfyApp.graph.getNodeById(nid); return [n.pos[0] + 40, n.pos[1] - 15]; }, id);
-  return toScreen(x, y);
-}
+const toScreen = (x, y) => screenPoint(page, x, y);
+const nodeTitlePoint = (id) => nodeTitleScreenPoint(page, id);
 async function widgetPoint(id, name) {
   const [x, y] = await app(([nid, wname]) => {
     const n = window.comfyApp.graph.getNodeById(nid);

@@ -12,12 +12,8 @@ import fs from "node:fs";
 import path from "node:path";
 import zlib from "node:zlib";
 import { after, before, test } from "node:test";
-import { chromium } from "playwright-core";
 import { fixturesDir, repoRoot, startServer } from "./server.mjs";
-
-const chromiumPath = process.env.CHROMIUM || "/usr/bin/chromium";
-const artifacts = process.env.WEB_TEST_ARTIFACTS || path.join(repoRoot, "web/test-results");
-const frontEnd = process.env.COMFYCPP_FRONT_END || path.join(repoRoot, "web/dist");
+import { artifacts, frontEnd, nodeTitleScreenPoint, openEditor, screenPoint } from "./browser.mjs";
 
 let server, browser, page;
 const errors = [];
@@ -105,19 +101,7 @@ for (let y = 0; y < SRC_H; y++) for (let x = 0; x < SRC_W; x++) {
 before(async () => {
   assert.ok(fs.existsSync(path.join(frontEnd, "index.html")), `no built web UI in ${frontEnd} (npm run build)`);
   server = await startServer({ frontEnd, extraArgs: ["--preview-method", "latent2rgb"] });
-  browser = await chromium.launch({
-    executablePath: chromiumPath, headless: true,
-    args: ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-dev-shm-usage"],
-  });
-  const context = await browser.newContext({ viewport: { width: 1600, height: 900 }, acceptDownloads: true });
-  page = await context.newPage();
-  page.on("pageerror", (e) => errors.push(String(e)));
-  page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
-  page.setDefaultTimeout(30000);
-  page.on("filechooser", () => {});
-  fs.mkdirSync(artifacts, { recursive: true });
-  await page.goto(server.url + "/");
-  await page.waitForSelector("body[data-ready='1']");
+  ({ browser, page } = await openEditor(errors, { url: server.url, acceptDownloads: true }));
 });
 
 after(async () => {
@@ -126,18 +110,8 @@ after(async () => {
 });
 
 const app = (fn, arg) => page.evaluate(fn, arg);
-async function toScreen(x, y) {
-  return app(([gx, gy]) => {
-    const { canvas } = window.comfyApp;
-    const p = canvas.ds.convertOffsetToCanvas([gx, gy]);
-    const r = canvas.canvas.getBoundingClientRect();
-    return [r.left + p[0], r.top + p[1]];
-  }, [x, y]);
-}
-async function nodeTitlePoint(id) {
-  const [x, y] = await app((nid) => { const n = window.comfyApp.graph.getNodeById(nid); return [n.pos[0] + 40, n.pos[1] - 15]; }, id);
-  return toScreen(x, y);
-}
+const toScreen = (x, y) => screenPoint(page, x, y);
+const nodeTitlePoint = (id) => nodeTitleScreenPoint(page, id);
 // A point on a widget: its middle, or `dx` graph units from its left (dx > 0) or right (dx < 0) end.
 async function widgetPoint(id, name, dx = 0) {
   const [x, y] = await app(([nid, wname, d]) => {

@@ -27,13 +27,7 @@ namespace {
 namespace fs = std::filesystem;
 using test::HttpTestServer;
 using test::TestResource;
-
-std::string random_bytes(size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::string s(n, '\0');
-  for (auto& c : s) c = static_cast<char>(rng() & 0xff);
-  return s;
-}
+using test::random_bytes;
 
 std::string sha256_of(const std::string& bytes, const fs::path& scratch) {
   std::ofstream(scratch, std::ios::binary) << bytes;

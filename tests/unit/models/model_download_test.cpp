@@ -23,13 +23,7 @@ namespace {
 namespace fs = std::filesystem;
 using test::HttpTestServer;
 using test::TestResource;
-
-std::string random_bytes(size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::string s(n, '\0');
-  for (auto& c : s) c = static_cast<char>(rng() & 0xff);
-  return s;
-}
+using test::random_bytes;
 
 std::string read_file(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
