@@ -467,6 +467,25 @@ int convert_command(const ModelsArgs& a) {
 
 }  // namespace
 
+int run_models_subcommand(const std::string& name, bool json_output, const DirectoryArgs& dirs,
+                          const std::function<int()>& run) {
+  std::string logger = "comfycpp-models-" + name;
+  std::replace(logger.begin(), logger.end(), ' ', '-');
+  spdlog::set_default_logger(spdlog::stderr_logger_mt(logger));
+  spdlog::set_pattern("%v");
+  spdlog::set_level(dirs.log_level(spdlog::level::warn));
+  try {
+    c10::InferenceMode guard;
+    return run();
+  } catch (const std::exception& e) {
+    const auto* ce = dynamic_cast<const ComfyError*>(&e);
+    if (json_output)
+      std::cout << json{{"error", {{"type", ce ? ce->type() : "Exception"}, {"message", e.what()}}}}.dump(2) << "\n";
+    std::cerr << "models " << name << ": " << e.what() << "\n";
+    return 1;
+  }
+}
+
 CLI::App* add_models_command(CLI::App& app, int* exit_code) {
   CLI::App* models = app.add_subcommand("models", "Inspect, hash and convert model files.");
   models->require_subcommand(1);
@@ -479,20 +498,7 @@ CLI::App* add_models_command(CLI::App& app, int* exit_code) {
     sub->add_flag("--json", args->json_output, "Print JSON on stdout.");
     args->dirs.add_to(*sub);
     sub->callback([args, exit_code, run, name] {
-      spdlog::set_default_logger(spdlog::stderr_logger_mt("comfycpp-models"));
-      spdlog::set_pattern("%v");
-      spdlog::set_level(args->dirs.log_level(spdlog::level::warn));
-      try {
-        c10::InferenceMode guard;
-        *exit_code = run(*args);
-      } catch (const std::exception& e) {
-        const auto* ce = dynamic_cast<const ComfyError*>(&e);
-        if (args->json_output) {
-          std::cout << json{{"error", {{"type", ce ? ce->type() : "Exception"}, {"message", e.what()}}}}.dump(2) << "\n";
-        }
-        std::cerr << "models " << name << ": " << e.what() << "\n";
-        *exit_code = 1;
-      }
+      *exit_code = run_models_subcommand(name, args->json_output, args->dirs, [&] { return run(*args); });
     });
     return std::make_pair(sub, args);
   };

@@ -9,8 +9,19 @@
 #pragma once
 #include <CLI/CLI.hpp>
 
+#include <functional>
+#include <string>
+
+#include "cli/app.h"
+
 namespace comfy {
 
 CLI::App* add_models_command(CLI::App& app, int* exit_code);
+
+// How every `models` subcommand runs `run`: logs go to stderr at the --verbose level (warnings by
+// default); an exception becomes "models NAME: message" on stderr (and {"error": {type, message}}
+// on stdout with --json) and exit code 1. Returns the exit code.
+int run_models_subcommand(const std::string& name, bool json_output, const DirectoryArgs& dirs,
+                          const std::function<int()>& run);
 
 }  // namespace comfy

@@ -9,6 +9,7 @@
 #include <iostream>
 #include <memory>
 
+#include "cli/models.h"
 #include "cli/app.h"
 #include "cli/models_download.h"
 #include "core/error.h"
@@ -152,18 +153,7 @@ void add_catalog_commands(CLI::App& models, int* exit_code) {
     args->dirs.add_to(*sub);
     sub->callback([args, exit_code, run, name, skip] {
       if (skip && skip()) return;
-      spdlog::set_default_logger(spdlog::stderr_logger_mt("comfycpp-models-catalog-" + name));
-      spdlog::set_pattern("%v");
-      spdlog::set_level(args->dirs.log_level(spdlog::level::warn));
-      try {
-        *exit_code = run(*args);
-      } catch (const std::exception& e) {
-        const auto* ce = dynamic_cast<const ComfyError*>(&e);
-        if (args->json_output)
-          std::cout << json{{"error", {{"type", ce ? ce->type() : "Exception"}, {"message", e.what()}}}}.dump(2) << "\n";
-        std::cerr << "models catalog: " << e.what() << "\n";
-        *exit_code = 1;
-      }
+      *exit_code = run_models_subcommand("catalog " + name, args->json_output, args->dirs, [&] { return run(*args); });
     });
   };
   auto all = std::make_shared<CatalogArgs>();

@@ -10,6 +10,7 @@
 #include <iostream>
 #include <memory>
 
+#include "cli/models.h"
 #include "core/text.h"
 #include "cli/app.h"
 #include "cli/workflow_file.h"
@@ -171,18 +172,7 @@ void add_download_commands(CLI::App& models, int* exit_code) {
     sub->add_flag("--allow-pickle", args->allow_pickle, "Also download pickle formats (.ckpt, .pt, .pth, .bin).");
     args->dirs.add_to(*sub);
     sub->callback([args, exit_code, run, name] {
-      spdlog::set_default_logger(spdlog::stderr_logger_mt(std::string("comfycpp-models-") + name));
-      spdlog::set_pattern("%v");
-      spdlog::set_level(args->dirs.log_level(spdlog::level::warn));
-      try {
-        *exit_code = run(*args);
-      } catch (const std::exception& e) {
-        const auto* ce = dynamic_cast<const ComfyError*>(&e);
-        if (args->json_output)
-          std::cout << json{{"error", {{"type", ce ? ce->type() : "Exception"}, {"message", e.what()}}}}.dump(2) << "\n";
-        std::cerr << "models " << name << ": " << e.what() << "\n";
-        *exit_code = 1;
-      }
+      *exit_code = run_models_subcommand(name, args->json_output, args->dirs, [&] { return run(*args); });
     });
   };
   auto d = std::make_shared<DownloadArgs>();

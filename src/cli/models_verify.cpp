@@ -18,6 +18,7 @@
 #include <random>
 #include <set>
 
+#include "cli/models.h"
 #include "core/text.h"
 #include "cli/app.h"
 #include "core/error.h"
@@ -348,23 +349,6 @@ int dedupe_command(const DedupeArgs& a) {
   return rc;
 }
 
-template <typename Args>
-void run_guarded(const Args& args, int* exit_code, const char* name, int (*run)(const Args&)) {
-  spdlog::set_default_logger(spdlog::stderr_logger_mt(std::string("comfycpp-models-") + name));
-  spdlog::set_pattern("%v");
-  spdlog::set_level(args.dirs.log_level(spdlog::level::warn));
-  try {
-    *exit_code = run(args);
-  } catch (const std::exception& e) {
-    const auto* ce = dynamic_cast<const ComfyError*>(&e);
-    if (args.json_output) {
-      std::cout << json{{"error", {{"type", ce ? ce->type() : "Exception"}, {"message", e.what()}}}}.dump(2) << "\n";
-    }
-    std::cerr << "models " << name << ": " << e.what() << "\n";
-    *exit_code = 1;
-  }
-}
-
 }  // namespace
 
 std::vector<ModelFileEntry> walk_model_files(const FolderPaths& folders, const std::string& folder, bool include_part) {
@@ -406,7 +390,7 @@ void add_verify_commands(CLI::App& models, int* exit_code) {
     sub->add_option("target", args->target, "a model folder, a directory, a file, or FOLDER/NAME (default: every folder)");
     sub->add_flag("--json", args->json_output, "Print JSON on stdout.");
     args->dirs.add_to(*sub);
-    sub->callback([args, exit_code] { run_guarded<VerifyArgs>(*args, exit_code, "verify", verify_command); });
+    sub->callback([args, exit_code] { *exit_code = run_models_subcommand("verify", args->json_output, args->dirs, [&] { return verify_command(*args); }); });
   }
   {
     auto args = std::make_shared<DedupeArgs>();
@@ -414,7 +398,7 @@ void add_verify_commands(CLI::App& models, int* exit_code) {
     sub->add_flag("--link", args->link, "Replace each copy with a hard link to the first (same filesystem only).");
     sub->add_flag("--json", args->json_output, "Print JSON on stdout.");
     args->dirs.add_to(*sub);
-    sub->callback([args, exit_code] { run_guarded<DedupeArgs>(*args, exit_code, "dedupe", dedupe_command); });
+    sub->callback([args, exit_code] { *exit_code = run_models_subcommand("dedupe", args->json_output, args->dirs, [&] { return dedupe_command(*args); }); });
   }
 }
 

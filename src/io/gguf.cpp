@@ -2,6 +2,7 @@
 // which checks the bytes it needs against the end of the mapping first, and every count is
 // checked against the smallest encoding its elements could have before anything is reserved.
 #include "io/gguf.h"
+#include "io/file_mapping.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -214,16 +215,7 @@ uint64_t GgufTensorInfo::numel() const {
   return n;
 }
 
-struct GgufFile::Mapping {
-  void* addr = MAP_FAILED;
-  std::size_t size = 0;
-  Mapping() = default;
-  Mapping(const Mapping&) = delete;
-  Mapping& operator=(const Mapping&) = delete;
-  ~Mapping() {
-    if (addr != MAP_FAILED) ::munmap(addr, size);
-  }
-};
+struct GgufFile::Mapping : io::FileMapping {};
 
 uint64_t GgufFile::file_size() const { return mapping_->size; }
 

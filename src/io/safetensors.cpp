@@ -4,6 +4,7 @@
 // (HeaderTooLarge, MetadataIncompleteBuffer, InvalidOffset, ...) because ComfyUI's
 // load_torch_file matches on them to add its hints.
 #include "io/safetensors.h"
+#include "io/file_mapping.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -145,16 +146,7 @@ bool as_u64(const json& v, uint64_t& out) {
 
 }  // namespace
 
-struct SafetensorsFile::Mapping {
-  void* addr = MAP_FAILED;
-  std::size_t size = 0;
-  Mapping() = default;
-  Mapping(const Mapping&) = delete;
-  Mapping& operator=(const Mapping&) = delete;
-  ~Mapping() {
-    if (addr != MAP_FAILED) ::munmap(addr, size);
-  }
-};
+struct SafetensorsFile::Mapping : io::FileMapping {};
 
 std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::filesystem::path& path) {
   Fd f;
