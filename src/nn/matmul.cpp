@@ -61,34 +61,37 @@ at::Tensor scratch_floats(int64_t numel, int slot) {
   return buf.narrow(0, 0, numel);
 }
 
-at::Tensor to_float_scratch(const at::Tensor& t, int slot) {
-  if (t.scalar_type() == at::kFloat) return t;
+namespace {
+
+// A CPU f16 tensor converted with F16C into the f32 tensor `alloc(src)` gives; undefined where
+// that path does not apply (other dtypes, other devices, no F16C).
+template <typename Alloc>
+at::Tensor half_to_float_fast(const at::Tensor& t, Alloc alloc) {
 #if defined(__x86_64__)
   if (t.scalar_type() == at::kHalf && t.device().is_cpu() && cpu_has_f16c()) {
     at::Tensor src = t.contiguous();
-    at::Tensor out = scratch_floats(src.numel(), slot).view(src.sizes());
+    at::Tensor out = alloc(src);
     const at::Half* sp = src.data_ptr<at::Half>();
     float* dp = out.data_ptr<float>();
     at::parallel_for(0, src.numel(), 1 << 16, [&](int64_t begin, int64_t end) { half_to_float(sp + begin, dp + begin, end - begin); });
     return out;
   }
 #endif
-  return t.to(at::kFloat);
+  return at::Tensor();
+}
+
+}  // namespace
+
+at::Tensor to_float_scratch(const at::Tensor& t, int slot) {
+  if (t.scalar_type() == at::kFloat) return t;
+  at::Tensor out = half_to_float_fast(t, [slot](const at::Tensor& src) { return scratch_floats(src.numel(), slot).view(src.sizes()); });
+  return out.defined() ? out : t.to(at::kFloat);
 }
 
 at::Tensor to_float(const at::Tensor& t) {
   if (t.scalar_type() == at::kFloat) return t;
-#if defined(__x86_64__)
-  if (t.scalar_type() == at::kHalf && t.device().is_cpu() && cpu_has_f16c()) {
-    at::Tensor src = t.contiguous();
-    at::Tensor out = at::empty(src.sizes(), src.options().dtype(at::kFloat));
-    const at::Half* sp = src.data_ptr<at::Half>();
-    float* dp = out.data_ptr<float>();
-    at::parallel_for(0, src.numel(), 1 << 16, [&](int64_t begin, int64_t end) { half_to_float(sp + begin, dp + begin, end - begin); });
-    return out;
-  }
-#endif
-  return t.to(at::kFloat);
+  at::Tensor out = half_to_float_fast(t, [](const at::Tensor& src) { return at::empty(src.sizes(), src.options().dtype(at::kFloat)); });
+  return out.defined() ? out : t.to(at::kFloat);
 }
 
 at::Tensor matmul(const at::Tensor& a_in, const at::Tensor& b, const at::Tensor& bias) {
