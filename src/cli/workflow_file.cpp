@@ -6,60 +6,10 @@
 #include "io/image.h"
 #include "io/png.h"
 #include "io/webp.h"
+#include "models/image_workflow.h"
 
 namespace comfy {
 namespace {
-
-// tEXt text is Latin-1; JSON needs UTF-8.
-std::string latin1_to_utf8(const uint8_t* p, size_t n) {
-  std::string out;
-  for (size_t i = 0; i < n; ++i) {
-    if (p[i] < 0x80) {
-      out += static_cast<char>(p[i]);
-    } else {
-      out += static_cast<char>(0xC0 | (p[i] >> 6));
-      out += static_cast<char>(0x80 | (p[i] & 0x3F));
-    }
-  }
-  return out;
-}
-
-std::map<std::string, std::string> png_metadata(const std::vector<uint8_t>& bytes, const std::string& path) {
-  std::map<std::string, std::string> out;
-  bool compressed = false;
-  for (auto& c : io::png_chunks(bytes)) {
-    const auto& d = c.data;
-    size_t zero = 0;
-    while (zero < d.size() && d[zero] != 0) ++zero;
-    if (zero >= d.size()) continue;
-    std::string key(d.begin(), d.begin() + static_cast<long>(zero));
-    if (c.type == "tEXt") {
-      out.emplace(key, latin1_to_utf8(d.data() + zero + 1, d.size() - zero - 1));
-    } else if (c.type == "comf") {  // SaveAnimatedPNG: "<key>\0<json>" after the image data
-      out.emplace(key, std::string(d.begin() + static_cast<long>(zero) + 1, d.end()));
-    } else if (c.type == "iTXt") {
-      // keyword\0 flag method language\0 translated\0 text (UTF-8)
-      if (zero + 2 >= d.size()) continue;
-      if (d[zero + 1] != 0) {
-        compressed = true;
-        continue;
-      }
-      size_t p = zero + 3;
-      for (int skip = 0; skip < 2; ++skip) {
-        while (p < d.size() && d[p] != 0) ++p;
-        ++p;
-      }
-      if (p <= d.size()) out.emplace(key, std::string(d.begin() + static_cast<long>(p), d.end()));
-    } else if (c.type == "zTXt") {
-      compressed = true;
-    }
-  }
-  if (compressed) {  // let the decoder inflate them
-    io::DecodedImage img = io::decode_png(bytes, path);
-    for (auto& [k, v] : img.text) out.emplace(k, v);
-  }
-  return out;
-}
 
 json parse_json(const std::string& text, const std::string& what) {
   try {
@@ -91,20 +41,9 @@ LoadedWorkflow from_document(json doc, const std::string& kind, const Registry& 
 
 }  // namespace
 
+// One reader of workflows in images for the CLI and the server (models/image_workflow.h).
 std::map<std::string, std::string> image_metadata(const std::vector<uint8_t>& bytes, const std::string& path) {
-  if (io::is_png(bytes)) return png_metadata(bytes, path);
-  std::map<std::string, std::string> out;
-  if (io::is_webp(bytes)) {
-    std::vector<uint8_t> exif = io::webp_exif(bytes);
-    if (exif.empty()) return out;
-    // SaveAnimatedWEBP: "prompt:<json>" in 0x0110, "<key>:<json>" from 0x010F down.
-    for (auto& [tag, text] : io::exif_ascii_entries(exif)) {
-      auto colon = text.find(':');
-      if (colon == std::string::npos) continue;
-      out.emplace(text.substr(0, colon), text.substr(colon + 1));
-    }
-  }
-  return out;
+  return image_text_metadata(std::string(bytes.begin(), bytes.end()), path);
 }
 
 LoadedWorkflow load_workflow_file(const std::string& path, const Registry& registry, const Services& services) {
