@@ -11,11 +11,13 @@
 #include "engine/harness.h"
 #include "graph/prompt_queue.h"
 #include "store/sqlite_store.h"
+#include "support/temp_files.h"
 
 namespace comfy::testing {
 namespace {
 
 namespace fs = std::filesystem;
+using comfy::test::TempDir;
 using std::chrono::milliseconds;
 
 QueueItem item(PromptQueue& q, const std::string& id, json prompt, bool front = false) {
@@ -31,13 +33,6 @@ QueueItem item(PromptQueue& q, const std::string& id, json prompt, bool front = 
 json simple(int v) {
   return json{{"1", node("TestInt", {{"value", v}})}, {"2", node("TestOutput", {{"value", link("1")}})}};
 }
-
-struct TempDir {
-  fs::path path = fs::temp_directory_path() / ("comfy_queue_test_" + std::to_string(getpid()) + "_" +
-                                               std::to_string(std::rand()));
-  TempDir() { fs::create_directories(path); }
-  ~TempDir() { fs::remove_all(path); }
-};
 
 TEST(PromptQueue, SmallestNumberFirstAndFrontJumpsAhead) {
   MemoryQueueStore store;

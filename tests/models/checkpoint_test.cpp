@@ -17,28 +17,16 @@
 #include "models/model_detection.h"
 #include "nodes/all.h"
 #include "support/safetensors_read.h"
+#include "support/temp_files.h"
 
 namespace comfy {
 namespace {
 
 namespace fs = std::filesystem;
+using comfy::test::TempDir;
+using comfy::test::read_bytes;
 const std::string kData = COMFY_TEST_DATA;
 const std::string kTiny = kData + "/models/checkpoints/tiny_sd15.safetensors";
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("comfy_ckpt_test_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
-
-std::string read_bytes(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 std::string error_of(const std::function<void()>& f) {
   try {

@@ -15,8 +15,12 @@
 #include "io/safetensors.h"
 #include "io/sha256.h"
 #include "io/tensor_hash.h"
+#include "support/temp_files.h"
 
 namespace fs = std::filesystem;
+using comfy::test::TempDir;
+using comfy::test::read_bytes;
+using comfy::test::write_bytes;
 using comfy::ComfyError;
 using comfy::json;
 using comfy::io::GgufFile;
@@ -24,27 +28,6 @@ using comfy::io::GgufFile;
 namespace {
 
 const fs::path kDir = fs::path(COMFY_TEST_DATA) / "gguf";
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() / ("comfy_gguf_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
-
-std::string read_bytes(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void write_bytes(const fs::path& p, const std::string& bytes) {
-  std::ofstream(p, std::ios::binary | std::ios::trunc).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
 
 const json& expected() {
   static const json j = json::parse(read_bytes(kDir / "expected.json"));

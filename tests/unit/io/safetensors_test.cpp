@@ -13,8 +13,12 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "support/temp_files.h"
 
 namespace fs = std::filesystem;
+using comfy::test::TempDir;
+using comfy::test::read_bytes;
+using comfy::test::write_bytes;
 using comfy::ComfyError;
 using comfy::json;
 using comfy::SafetensorsFile;
@@ -22,29 +26,6 @@ using comfy::SafetensorsFile;
 namespace {
 
 const fs::path kModels = fs::path(COMFY_TEST_DATA) / "models";
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() /
-           ("comfy_safetensors_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
-
-std::string read_bytes(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void write_bytes(const fs::path& p, const std::string& bytes) {
-  std::ofstream out(p, std::ios::binary);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
 
 std::string le64(uint64_t n) {
   std::string s(8, '\0');
