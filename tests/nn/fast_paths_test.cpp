@@ -7,9 +7,11 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <thread>
 
 #include "io/safetensors.h"
 #include "models/weight_pages.h"
+#include "nn/conv.h"
 #include "nn/layers.h"
 #include "nn/matmul.h"
 #include "nn/profile.h"
@@ -73,6 +75,32 @@ TEST(FastPaths, ConvolutionsMatchLibtorch) {
   auto set = WeightSet::from_tensors({{"weight", (at::randn({16, 8, 3, 3}) * 0.1).to(at::kHalf)}});
   at::Tensor x = at::randn({1, 12, 8, 8}).narrow(1, 2, 8);
   EXPECT_LT(fast_vs_plain([&] { return nn::conv2d(Weights(set), x, 1, 1); }), 1e-5);
+}
+
+// The oneDNN primitives are cached per shape for the whole process; a primitive made on one thread
+// (one server's executor) must run on others (the next server's, a test's): two servers in one
+// process crashed when its scratchpad belonged to the thread that made it.
+TEST(FastPaths, ConvolutionMadeOnOneThreadRunsOnOthers) {
+  c10::InferenceMode guard;
+  at::manual_seed(5);
+  // A small map: oneDNN's im2col + gemm kernel, whose im2col buffer is the scratchpad.
+  at::Tensor x = at::randn({2, 4, 8, 8});
+  at::Tensor weight = at::randn({32, 4, 3, 3}) * 0.05, bias = at::randn({32});
+  at::Tensor expected = at::conv2d(x, weight, bias, 1, 1);
+  EXPECT_LT((nn::conv2d_onednn(x, weight, bias, 1, 1) - expected).abs().max().item<float>(), 1e-4);  // made here
+  auto run_on_new_thread = [&] {
+    at::Tensor y;
+    std::thread t([&] {
+      c10::InferenceMode g;
+      y = nn::conv2d_onednn(x, weight, bias, 1, 1);
+    });
+    t.join();
+    return y;
+  };
+  for (int i = 0; i < 3; ++i) {
+    at::Tensor y = run_on_new_thread();
+    EXPECT_LT((y - expected).abs().max().item<float>() / expected.abs().max().item<float>(), 1e-5) << "thread " << i;
+  }
 }
 
 TEST(FastPaths, GroupNormAndSiluMatchLibtorch) {
